@@ -1,0 +1,125 @@
+//! Binding precedence and query forms, against the seed's `UserReq`.
+
+use super::*;
+use crate::routing::{RuleSpec, build_table};
+use http::Method;
+use serde_json::json;
+
+fn table(body: &str, method: Method, template: &str) -> crate::routing::RouteTable {
+    let spec = RuleSpec {
+        selector: "MyService.User".into(),
+        http_method: method,
+        template: template.into(),
+        body: body.into(),
+        query_aliases: if body == "*" {
+            Vec::new()
+        } else {
+            vec![("ids".into(), "userIDs".into())]
+        },
+        origin: "test rule".into(),
+    };
+    build_table(&crate::descriptors::load().expect("descriptors"), &[spec], false).expect("valid rule")
+}
+
+fn bind_get(query: &str, unknown: UnknownParams) -> Result<Value, GatewayError> {
+    let table = table("", Method::GET, "/users");
+    bind(&table.routes()[0], &[], Some(query), None, unknown)
+}
+
+#[test]
+fn query_forms_all_reach_the_repeated_field() {
+    for query in [
+        "ids=1,2",
+        "ids=1&ids=2",
+        "userIDs=1&userIDs=2",
+        "userIDs=1,2",
+        "ids=1&userIDs=2",
+        "ids=1,%202",
+    ] {
+        assert_eq!(
+            bind_get(query, UnknownParams::Reject).expect(query),
+            json!({"userIDs": [1, 2]}),
+            "{query}"
+        );
+    }
+    assert_eq!(bind_get("", UnknownParams::Reject).expect("empty"), json!({}));
+}
+
+#[test]
+fn bad_values_name_the_parameter() {
+    let err = bind_get("ids=1,abc", UnknownParams::Reject).expect_err("abc");
+    assert_eq!(err.body()["details"][0]["fieldViolations"][0]["field"], "ids");
+    assert!(
+        err.message()
+            .contains("invalid value \"abc\" for field userIDs: not an int32"),
+        "{}",
+        err.message()
+    );
+    let err = bind_get("ids=2147483648", UnknownParams::Reject).expect_err("range");
+    assert!(err.message().contains("out of range for int32"));
+    let err = bind_get("ids=", UnknownParams::Reject).expect_err("empty value");
+    assert!(err.message().contains("not an int32"));
+}
+
+#[test]
+fn unknown_query_param_is_rejected_not_ignored() {
+    let err = bind_get("ids=1&color=red", UnknownParams::Reject).expect_err("unknown");
+    assert_eq!(err.http_status(), http::StatusCode::BAD_REQUEST);
+    assert!(err.message().contains("unknown query parameter \"color\""));
+    assert_eq!(
+        bind_get("ids=1&color=red", UnknownParams::Ignore).expect("ignored"),
+        json!({"userIDs": [1]})
+    );
+}
+
+#[test]
+fn get_route_rejects_a_body() {
+    let table = table("", Method::GET, "/users");
+    let err = bind(
+        &table.routes()[0],
+        &[],
+        None,
+        Some(json!({"userIDs": [1]})),
+        UnknownParams::Reject,
+    )
+    .expect_err("body on GET");
+    assert!(err.message().contains("takes no request body"));
+}
+
+#[test]
+fn body_star_takes_the_body_and_no_query() {
+    let table = table("*", Method::POST, "/users");
+    let route = &table.routes()[0];
+    let got = bind(
+        route,
+        &[],
+        None,
+        Some(json!({"userIDs": [5]})),
+        UnknownParams::Reject,
+    )
+    .expect("bound");
+    assert_eq!(got, json!({"userIDs": [5]}));
+    assert_eq!(
+        bind(route, &[], None, None, UnknownParams::Reject).expect("empty body is {}"),
+        json!({})
+    );
+    let err = bind(route, &[], Some("ids=1"), None, UnknownParams::Reject).expect_err("query on body *");
+    assert!(err.message().contains("takes its fields from the body"));
+    let err = bind(route, &[], None, Some(json!([1])), UnknownParams::Reject).expect_err("array body");
+    assert!(err.message().contains("must be a JSON object"));
+}
+
+#[test]
+fn query_never_overrides_the_body_field() {
+    let table = table("userIDs", Method::POST, "/users");
+    let route = &table.routes()[0];
+    let got = bind(
+        route,
+        &[],
+        Some("ids=9"),
+        Some(json!([1, 2])),
+        UnknownParams::Reject,
+    )
+    .expect("bound");
+    assert_eq!(got, json!({"userIDs": [1, 2]}));
+}

@@ -1,0 +1,348 @@
+//! Configuration: `protogate.toml` text → `RawConfig` (serde, unknown keys rejected) →
+//! overrides from flags and env vars → `validate()` → the typed `Config` the gateway runs on.
+//! Tests build a `Config` from strings and never read the process environment. Whether a
+//! rule's selector and fields exist is checked later, against the descriptors, when the route
+//! table is built (`routing::rules`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::{HeaderName, Method, Uri};
+use serde::Deserialize;
+
+use crate::binding::UnknownParams;
+use crate::routing::RuleSpec;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub upstream: UpstreamConfig,
+    pub server: ServerConfig,
+    pub transcoding: TranscodingConfig,
+    pub rules: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub url: Uri,
+    pub connect_timeout: Duration,
+    /// Deadline for a call whose client sent no `grpc-timeout`.
+    pub timeout: Duration,
+    /// Cap on any deadline, including one asked for by the client.
+    pub max_timeout: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub readiness: Readiness,
+}
+
+/// How `/readyz` asks the upstream whether it is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// `grpc.health.v1.Health/Check` for this service name (`""` = the whole server).
+    GrpcHealth(String),
+    /// A unary method called with an empty request, such as `MyService.Health`.
+    Method(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub max_body_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TranscodingConfig {
+    pub unbound_methods: bool,
+    pub unknown_query_parameters: UnknownParams,
+    /// Request headers forwarded as metadata beyond the built-in allow-list.
+    pub forward_headers: Vec<HeaderName>,
+}
+
+/// Values from flags or env vars that replace the file's.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+}
+
+/// A configuration problem, as one line that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    #[serde(default)]
+    upstream: RawUpstream,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    transcoding: RawTranscoding,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    url: Option<String>,
+    connect_timeout: Option<String>,
+    timeout: Option<String>,
+    max_timeout: Option<String>,
+    keepalive_interval: Option<String>,
+    keepalive_timeout: Option<String>,
+    readiness: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    max_body_bytes: Option<usize>,
+    header_read_timeout: Option<String>,
+    drain_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTranscoding {
+    unbound_methods: Option<bool>,
+    unknown_query_parameters: Option<String>,
+    #[serde(default)]
+    forward_headers: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    selector: String,
+    get: Option<String>,
+    put: Option<String>,
+    post: Option<String>,
+    delete: Option<String>,
+    patch: Option<String>,
+    custom: Option<RawCustom>,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    query_aliases: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCustom {
+    kind: String,
+    path: String,
+}
+
+impl Config {
+    /// Parses and validates a config file's text, then applies `overrides`.
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let message = e.message().replace('\n', " ");
+            ConfigError(match line {
+                Some(line) => format!("config line {line}: {message}"),
+                None => format!("config: {message}"),
+            })
+        })?;
+        raw.validate(overrides)
+    }
+
+    /// The configuration used when no file is given.
+    pub fn defaults(overrides: &Overrides) -> Result<Config, ConfigError> {
+        RawConfig::default().validate(overrides)
+    }
+}
+
+impl RawConfig {
+    fn validate(self, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let listen_text = overrides
+            .listen
+            .clone()
+            .or(self.listen)
+            .unwrap_or_else(|| "0.0.0.0:8080".to_string());
+        let listen = listen_text.parse().map_err(|_| {
+            ConfigError(format!(
+                "listen: {listen_text:?} is not an address such as 0.0.0.0:8080"
+            ))
+        })?;
+        let u = self.upstream;
+        let url_text = overrides
+            .upstream
+            .clone()
+            .or(u.url)
+            .unwrap_or_else(|| "http://127.0.0.1:50051".to_string());
+        let url = parse_upstream_url(&url_text)?;
+        let readiness = match u.readiness.as_deref() {
+            None | Some("grpc.health.v1") => Readiness::GrpcHealth(String::new()),
+            Some(other) => match other.strip_prefix("grpc.health.v1:") {
+                Some(service) => Readiness::GrpcHealth(service.to_string()),
+                None => Readiness::Method(other.to_string()),
+            },
+        };
+        let upstream = UpstreamConfig {
+            url,
+            connect_timeout: duration("upstream.connect_timeout", u.connect_timeout, "1s")?,
+            timeout: duration("upstream.timeout", u.timeout, "10s")?,
+            max_timeout: duration("upstream.max_timeout", u.max_timeout, "60s")?,
+            keepalive_interval: duration("upstream.keepalive_interval", u.keepalive_interval, "300s")?,
+            keepalive_timeout: duration("upstream.keepalive_timeout", u.keepalive_timeout, "20s")?,
+            readiness,
+        };
+        if upstream.timeout > upstream.max_timeout {
+            return Err(ConfigError(
+                "upstream.timeout must not exceed upstream.max_timeout".to_string(),
+            ));
+        }
+        let s = self.server;
+        let server = ServerConfig {
+            max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
+            header_read_timeout: duration("server.header_read_timeout", s.header_read_timeout, "10s")?,
+            drain_timeout: duration("server.drain_timeout", s.drain_timeout, "20s")?,
+        };
+        let t = self.transcoding;
+        let unknown_query_parameters = match t.unknown_query_parameters.as_deref() {
+            None | Some("reject") => UnknownParams::Reject,
+            Some("ignore") => UnknownParams::Ignore,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "transcoding.unknown_query_parameters: {other:?} is neither \"reject\" nor \"ignore\""
+                )));
+            }
+        };
+        let forward_headers = t
+            .forward_headers
+            .iter()
+            .map(|h| {
+                HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                    ConfigError(format!("transcoding.forward_headers: {h:?} is not a header name"))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let transcoding = TranscodingConfig {
+            unbound_methods: t.unbound_methods.unwrap_or(true),
+            unknown_query_parameters,
+            forward_headers,
+        };
+        let rules = self
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.into_spec(i + 1))
+            .collect::<Result<_, _>>()?;
+        Ok(Config {
+            listen,
+            upstream,
+            server,
+            transcoding,
+            rules,
+        })
+    }
+}
+
+impl RawRule {
+    fn into_spec(self, number: usize) -> Result<RuleSpec, ConfigError> {
+        let origin = format!("config rule {number}");
+        let mut patterns: Vec<(Method, String)> = [
+            (Method::GET, self.get),
+            (Method::PUT, self.put),
+            (Method::POST, self.post),
+            (Method::DELETE, self.delete),
+            (Method::PATCH, self.patch),
+        ]
+        .into_iter()
+        .filter_map(|(m, p)| p.map(|p| (m, p)))
+        .collect();
+        if let Some(custom) = self.custom {
+            let method = Method::from_bytes(custom.kind.as_bytes()).map_err(|_| {
+                ConfigError(format!(
+                    "{origin} ({}): bad custom method {:?}",
+                    self.selector, custom.kind
+                ))
+            })?;
+            patterns.push((method, custom.path));
+        }
+        let (http_method, template) = match patterns.len() {
+            1 => patterns.remove(0),
+            n => {
+                return Err(ConfigError(format!(
+                    "{origin} ({}): needs exactly one of get, put, post, delete, patch, custom; found {n}",
+                    self.selector
+                )));
+            }
+        };
+        Ok(RuleSpec {
+            selector: self.selector.trim_start_matches('.').to_string(),
+            http_method,
+            template,
+            body: self.body,
+            query_aliases: self.query_aliases.into_iter().collect(),
+            origin,
+        })
+    }
+}
+
+fn parse_upstream_url(text: &str) -> Result<Uri, ConfigError> {
+    let bad = |why: &str| ConfigError(format!("upstream.url: {text:?} {why}"));
+    let uri: Uri = text.parse().map_err(|_| bad("is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(bad("uses https, and TLS to the upstream is not supported yet"));
+        }
+        _ => return Err(bad("must start with http://")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if uri
+        .path_and_query()
+        .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
+    {
+        return Err(bad("must not have a path"));
+    }
+    Ok(uri)
+}
+
+/// Parses `250ms`, `10s`, `5m` or `1h`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+fn duration(key: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    match parse_duration(&text) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(ConfigError(format!(
+            "{key}: {text:?} is not a positive duration such as 250ms, 10s or 5m"
+        ))),
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,112 @@
+//! Forwarding of one unary call: bound JSON → typed request (pbjson) → upstream (tonic) →
+//! typed reply → JSON bytes. Owns the deadline (enforced here, because tonic reports its own
+//! timeout as CANCELLED) and the classification of upstream failures into `GatewayError`s.
+//! It does not know routes, headers or HTTP statuses.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use http::uri::PathAndQuery;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
+
+use crate::error::GatewayError;
+
+/// Everything one unary call needs, already validated.
+pub struct UnaryCall {
+    pub channel: Channel,
+    pub grpc_path: &'static str,
+    /// The request as one JSON object (path variables, query and body merged).
+    pub request: serde_json::Value,
+    pub metadata: MetadataMap,
+    pub timeout: Duration,
+}
+
+/// The upstream's successful answer, already encoded as proto3 JSON.
+#[derive(Debug)]
+pub struct UnaryReply {
+    pub json: Vec<u8>,
+    pub metadata: MetadataMap,
+}
+
+/// The signature of every entry in the method table.
+pub type UnaryFn = fn(UnaryCall) -> BoxFuture<'static, Result<UnaryReply, GatewayError>>;
+
+/// The typed call behind a method-table entry, monomorphised per RPC by `build.rs`.
+pub fn unary<I, O>(call: UnaryCall) -> BoxFuture<'static, Result<UnaryReply, GatewayError>>
+where
+    I: prost::Message + DeserializeOwned + Send + Sync + 'static,
+    O: prost::Message + Default + Serialize + Send + Sync + 'static,
+{
+    Box::pin(async move {
+        // Decoding happens before any I/O: a request that does not fit the message type never
+        // reaches the upstream.
+        let message = I::deserialize(call.request).map_err(|e| body_error(&e))?;
+        let mut request = tonic::Request::new(message);
+        *request.metadata_mut() = call.metadata;
+        // Sends `grpc-timeout` so the upstream can give up too.
+        request.set_timeout(call.timeout);
+        let path = PathAndQuery::from_static(call.grpc_path);
+        let mut grpc = tonic::client::Grpc::new(call.channel);
+        let exchange = async move {
+            grpc.ready().await.map_err(GatewayError::upstream_unavailable)?;
+            grpc.unary::<I, O, _>(request, path, tonic_prost::ProstCodec::default())
+                .await
+                .map_err(|s| classify(&s, call.timeout))
+        };
+        let response = tokio::time::timeout(call.timeout, exchange)
+            .await
+            .map_err(|_| GatewayError::deadline_exceeded(call.timeout))??;
+        let (metadata, message, _) = response.into_parts();
+        let json = serde_json::to_vec(&message).map_err(|e| {
+            GatewayError::bad_upstream_reply(format!("reply cannot be rendered as JSON: {e}"))
+        })?;
+        Ok(UnaryReply { json, metadata })
+    })
+}
+
+/// A pbjson decoding failure of the merged request object, reported against the field that
+/// serde names when it names one.
+fn body_error(err: &serde_json::Error) -> GatewayError {
+    let text = err.to_string();
+    let field = text
+        .split('`')
+        .nth(1)
+        .filter(|_| text.starts_with("unknown field") || text.starts_with("duplicate field"))
+        .unwrap_or("body");
+    GatewayError::bad_field(field, format!("invalid request: {text}"))
+}
+
+/// Sorts a tonic `Status` into what actually happened: a status the upstream sent, or a
+/// failure tonic generated locally (no connection, our own timeout, an oversized reply).
+pub fn classify(status: &tonic::Status, timeout: Duration) -> GatewayError {
+    // A connect failure means the request provably never left the gateway.
+    if let Some(connect) = source_of::<tonic::ConnectError>(status) {
+        return GatewayError::upstream_unavailable(connect);
+    }
+    if source_of::<tonic::TimeoutExpired>(status).is_some() {
+        return GatewayError::deadline_exceeded(timeout);
+    }
+    // tonic's decoder turns a reply over `max_decoding_message_size` into OUT_OF_RANGE, which
+    // would map to 400 although the client did nothing wrong.
+    if status.code() == tonic::Code::OutOfRange
+        && status
+            .message()
+            .starts_with("Error, decoded message length too large")
+    {
+        return GatewayError::bad_upstream_reply(format!("upstream reply too large: {}", status.message()));
+    }
+    GatewayError::upstream_status(status)
+}
+
+fn source_chain<'a>(
+    status: &'a tonic::Status,
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(status), |e| e.source())
+}
+
+fn source_of<E: std::error::Error + 'static>(status: &tonic::Status) -> Option<&E> {
+    source_chain(status).find_map(|e| e.downcast_ref::<E>())
+}

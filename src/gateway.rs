@@ -1,0 +1,181 @@
+//! The request lifecycle: route lookup → body read → binding → metadata and deadline →
+//! upstream call → JSON response, plus the access log line for every request. The shared
+//! `Gateway` state (route table, channel, config, draining flag) lives here too. Operational
+//! endpoints (`/healthz`, `/readyz`) are answered by `ops.rs` before routing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tonic::transport::Channel;
+
+use crate::binding::{self, body};
+use crate::config::Config;
+use crate::error::{ErrorCode, GatewayError};
+use crate::forward::UnaryCall;
+use crate::routing::{Lookup, RouteTable};
+use crate::{descriptors, metadata, ops, routing, upstream};
+
+/// Everything a request needs, built once at startup and shared.
+pub struct Gateway {
+    routes: RouteTable,
+    channel: Channel,
+    config: Config,
+    draining: AtomicBool,
+}
+
+impl Gateway {
+    /// Builds the route table (validating every rule) and the upstream channel.
+    pub fn new(config: Config) -> Result<Gateway, String> {
+        let pool = descriptors::load()?;
+        let routes = routing::build_table(&pool, &config.rules, config.transcoding.unbound_methods)?;
+        let channel = upstream::channel(&config.upstream)?;
+        Ok(Gateway {
+            routes,
+            channel,
+            config,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// The axum fallback handler: every request passes through here.
+pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let path = request.uri().path().to_string();
+    let (route, response) = match ops::answer(&gateway, &method, &path).await {
+        Some(answer) => (path, answer),
+        None => {
+            let mut label = String::from("(unmatched)");
+            let response = transcode(&gateway, request, &mut label)
+                .await
+                .unwrap_or_else(IntoResponse::into_response);
+            (label, response)
+        }
+    };
+    let status = response.status().as_u16();
+    let grpc_code = response.extensions().get::<ErrorCode>().map_or(0, |c| c.0 as i32);
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(request_id, %method, route, status, grpc_code, latency_ms, "request");
+    } else {
+        tracing::info!(request_id, %method, route, status, grpc_code, latency_ms, "request");
+    }
+    response
+}
+
+async fn transcode(
+    gateway: &Gateway,
+    request: Request,
+    label: &mut String,
+) -> Result<Response, GatewayError> {
+    let (parts, body) = request.into_parts();
+    let (route, vars) = match gateway.routes.lookup(&parts.method, parts.uri.path()) {
+        Lookup::Found { route, vars } => (route, vars),
+        Lookup::MethodNotAllowed(allow) => {
+            return Err(GatewayError::method_not_allowed(&parts.method, &allow));
+        }
+        Lookup::NotFound => return Err(GatewayError::route_not_found(parts.uri.path())),
+    };
+    label.clear();
+    label.push_str(route.template.as_str());
+
+    let config = &gateway.config;
+    let metadata = metadata::to_grpc(&parts.headers, &config.transcoding.forward_headers)?;
+    let timeout = metadata::deadline(
+        &parts.headers,
+        config.upstream.timeout,
+        config.upstream.max_timeout,
+    )?;
+    let bytes = read_body(
+        body,
+        parts.headers.get(header::CONTENT_LENGTH),
+        config.server.max_body_bytes,
+    )
+    .await?;
+    let body = if bytes.is_empty() {
+        None
+    } else {
+        body::check_content_type(
+            parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        )?;
+        body::parse(&bytes)?
+    };
+    let request = binding::bind(
+        route,
+        &vars,
+        parts.uri.query(),
+        body,
+        config.transcoding.unknown_query_parameters,
+    )?;
+
+    let call = UnaryCall {
+        channel: gateway.channel.clone(),
+        grpc_path: route.method.grpc_path,
+        request,
+        metadata,
+        timeout,
+    };
+    let reply = (route.method.call)(call).await?;
+
+    let mut response = Response::new(Body::from(reply.json));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    metadata::to_http(&reply.metadata, headers);
+    *response.status_mut() = StatusCode::OK;
+    Ok(response)
+}
+
+/// Reads the whole body, refusing more than `limit` bytes whether or not `Content-Length`
+/// declared them.
+async fn read_body(body: Body, declared: Option<&HeaderValue>, limit: usize) -> Result<Bytes, GatewayError> {
+    let declared = declared
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::body_too_large(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => Err(GatewayError::body_too_large(limit)),
+        Err(err) => Err(GatewayError::bad_request(format!(
+            "failed to read the request body: {err}"
+        ))),
+    }
+}

@@ -1,0 +1,27 @@
+//! protogate: a gRPC → HTTP/JSON gateway. This crate root is the map; `serve` is the entry
+//! point that the binary and the integration tests share.
+//!
+//! Request path: `server` (accept loop, middleware) → `gateway` (lifecycle) → `routing`
+//! (route table) → `binding` (path, query, body → JSON) → `metadata` (headers, deadline) →
+//! `forward` (typed call through the `methods` table) → `error` (the only place failures
+//! become responses). `config` parses and validates settings; `upstream` owns the channel;
+//! `pb`, `methods` and `descriptors` hold what `build.rs` generated.
+
+pub mod binding;
+pub mod config;
+pub mod descriptors;
+pub mod details;
+pub mod error;
+pub mod forward;
+pub mod gateway;
+pub mod metadata;
+pub mod methods;
+pub mod ops;
+pub mod pb;
+pub mod routing;
+pub mod server;
+pub mod upstream;
+
+pub use config::{Config, ConfigError, Overrides};
+pub use error::GatewayError;
+pub use server::{StartupError, serve};

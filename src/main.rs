@@ -1,0 +1,155 @@
+//! The `protogate` binary: CLI and env parsing, logging setup, config loading, binding the
+//! listener, and signal handling. Everything else is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use protogate::{Config, Overrides};
+use tracing_subscriber::EnvFilter;
+
+/// A gRPC → HTTP/JSON gateway.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Path of the TOML config file; without one, built-in defaults apply.
+    #[arg(long, env = "PROTOGATE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Address to listen on, overriding the config file (e.g. 0.0.0.0:8080).
+    #[arg(long, env = "PROTOGATE_LISTEN")]
+    listen: Option<String>,
+    /// Upstream gRPC URL, overriding the config file (e.g. http://users:50051).
+    #[arg(long, env = "PROTOGATE_UPSTREAM")]
+    upstream: Option<String>,
+    /// Log format: json (default when stdout is not a terminal) or text.
+    #[arg(long, env = "PROTOGATE_LOG_FORMAT")]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the config and the routes, print the route table, and exit.
+    CheckConfig,
+    /// Probe a URL and exit 0 on HTTP 200 (for container healthchecks, where no curl exists).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    protogate::config::parse_duration(text).ok_or_else(|| format!("{text:?} is not a duration such as 2s"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
+    };
+    if let Some(Command::Healthcheck { url, timeout }) = &cli.command {
+        return runtime.block_on(protogate::ops::probe(url, *timeout));
+    }
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(err) => return fail(&err),
+    };
+    if let Some(Command::CheckConfig) = cli.command {
+        return match protogate::gateway::Gateway::new(config) {
+            Ok(gateway) => {
+                for route in gateway.routes().routes() {
+                    println!(
+                        "{} {} -> {} ({})",
+                        route.http_method,
+                        route.template.as_str(),
+                        route.method.full_name,
+                        route.origin
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&err),
+        };
+    }
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(listener) => listener,
+            Err(err) => return fail(&format!("cannot listen on {}: {err}", config.listen)),
+        };
+        match protogate::serve(listener, config, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err.to_string()),
+        }
+    })
+}
+
+fn load_config(cli: &Cli) -> Result<Config, String> {
+    let overrides = Overrides {
+        listen: cli.listen.clone(),
+        upstream: cli.upstream.clone(),
+    };
+    match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+            Config::from_toml(&text, &overrides).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        None => Config::defaults(&overrides).map_err(|e| e.to_string()),
+    }
+}
+
+/// One line on stderr, exit code 2: what an operator sees when startup fails.
+fn fail(message: &str) -> ExitCode {
+    tracing::error!(error = message, "protogate cannot start");
+    eprintln!("protogate: {message}");
+    ExitCode::from(2)
+}
+
+fn init_logging(format: Option<&str>) {
+    use std::io::IsTerminal;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        Some("text") => false,
+        Some(_) => true,
+        None => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if json {
+        builder.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,166 @@
+//! HTTP headers ↔ gRPC metadata, and the call deadline.
+//!
+//! Request side: only allow-listed headers travel to the upstream: `authorization`,
+//! `x-request-id`, `traceparent`, `tracestate`, configured names, and `Grpc-Metadata-*` with
+//! the prefix stripped. Hop-by-hop headers (and any header that `Connection` names), `host`,
+//! `cookie`, `content-*` and `grpc-*` never do, whatever the configuration says. Values that
+//! are not valid metadata are skipped, not fatal, except a bad `-bin` value, which is a 400.
+//!
+//! Response side: upstream metadata comes back as `Grpc-Metadata-*` headers.
+//!
+//! Deadline: `grpc-timeout` from the client is parsed (gRPC's `1*8DIGIT unit` grammar) and
+//! capped; a malformed one is a 400.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tonic::metadata::{
+    AsciiMetadataKey, AsciiMetadataValue, BinaryMetadataKey, BinaryMetadataValue, KeyAndValueRef, MetadataMap,
+};
+
+use crate::error::GatewayError;
+
+const BUILT_IN: &[&str] = &["authorization", "x-request-id", "traceparent", "tracestate"];
+const METADATA_PREFIX: &str = "grpc-metadata-";
+
+/// Headers that must never reach the upstream, even when configured.
+fn is_forbidden(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "cookie"
+            | "set-cookie"
+    ) || name.starts_with("content-")
+        || name.starts_with("grpc-")
+        || name.starts_with(':')
+}
+
+/// Builds the upstream metadata for a request's headers.
+pub fn to_grpc(headers: &HeaderMap, extra: &[HeaderName]) -> Result<MetadataMap, GatewayError> {
+    let hop_by_hop: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    let mut metadata = MetadataMap::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        let key = if let Some(stripped) = name.strip_prefix(METADATA_PREFIX) {
+            stripped
+        } else if BUILT_IN.contains(&name) || extra.iter().any(|h| h.as_str() == name) {
+            name
+        } else {
+            continue;
+        };
+        if key.is_empty() || is_forbidden(key) || hop_by_hop.iter().any(|h| h == name || h == key) {
+            continue;
+        }
+        insert(&mut metadata, key, value)?;
+    }
+    Ok(metadata)
+}
+
+fn insert(metadata: &mut MetadataMap, key: &str, value: &HeaderValue) -> Result<(), GatewayError> {
+    if key.ends_with("-bin") {
+        let Ok(key) = BinaryMetadataKey::from_bytes(key.as_bytes()) else {
+            return Ok(());
+        };
+        let text = value.as_bytes();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+            .map_err(|_| {
+                GatewayError::bad_field(
+                    key.as_str(),
+                    format!("header for binary metadata {} is not base64", key.as_str()),
+                )
+            })?;
+        metadata.append_bin(key, BinaryMetadataValue::from_bytes(&decoded));
+    } else {
+        // Non-ASCII or otherwise invalid values are dropped, as grpc-gateway does.
+        let (Ok(key), Ok(value)) = (
+            AsciiMetadataKey::from_bytes(key.as_bytes()),
+            AsciiMetadataValue::try_from(value.as_bytes()),
+        ) else {
+            return Ok(());
+        };
+        metadata.append(key, value);
+    }
+    Ok(())
+}
+
+/// Copies upstream metadata into `Grpc-Metadata-*` response headers. Binary values are
+/// base64-encoded, as on the gRPC wire.
+pub fn to_http(metadata: &MetadataMap, headers: &mut HeaderMap) {
+    for entry in metadata.iter() {
+        let (name, value) = match entry {
+            KeyAndValueRef::Ascii(key, value) => (
+                key.as_str(),
+                HeaderValue::from_bytes(value.as_encoded_bytes()).ok(),
+            ),
+            KeyAndValueRef::Binary(key, value) => (
+                key.as_str(),
+                HeaderValue::from_bytes(value.as_encoded_bytes()).ok(),
+            ),
+        };
+        if is_forbidden(name) {
+            continue;
+        }
+        if let (Ok(header), Some(value)) = (
+            HeaderName::from_bytes(format!("{METADATA_PREFIX}{name}").as_bytes()),
+            value,
+        ) {
+            headers.append(header, value);
+        }
+    }
+}
+
+/// The call deadline: the client's `grpc-timeout` if it sent one, else `default`, never more
+/// than `max`.
+pub fn deadline(headers: &HeaderMap, default: Duration, max: Duration) -> Result<Duration, GatewayError> {
+    let Some(value) = headers.get("grpc-timeout") else {
+        return Ok(default.min(max));
+    };
+    let text = value.to_str().unwrap_or_default();
+    let parsed = parse_grpc_timeout(text).ok_or_else(|| {
+        GatewayError::bad_field(
+            "grpc-timeout",
+            format!("invalid grpc-timeout {text:?}: expected up to 8 digits and a unit H, M, S, m, u or n"),
+        )
+    })?;
+    Ok(parsed.min(max))
+}
+
+/// `TimeoutValue TimeoutUnit` per gRPC's PROTOCOL-HTTP2.md.
+pub fn parse_grpc_timeout(text: &str) -> Option<Duration> {
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+#[path = "metadata_tests.rs"]
+mod tests;

@@ -1,0 +1,140 @@
+//! Operational endpoints, answered before routing: `/healthz` (liveness; never touches the
+//! upstream) and `/readyz` (503 while draining, else asks the upstream: grpc.health.v1 or a
+//! configured method). These paths are reserved and shadow any route with the same path.
+
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method, StatusCode, header};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::config::Readiness;
+use crate::error::GatewayError;
+use crate::forward::UnaryCall;
+use crate::gateway::Gateway;
+use crate::methods;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Answers an operational request, or `None` when the path is not one.
+pub async fn answer(gateway: &Gateway, method: &Method, path: &str) -> Option<Response> {
+    if path != "/healthz" && path != "/readyz" {
+        return None;
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return Some(GatewayError::method_not_allowed(method, &[Method::GET, Method::HEAD]).into_response());
+    }
+    Some(match path {
+        "/healthz" => status_json("SERVING"),
+        _ => match ready(gateway).await {
+            Ok(()) => status_json("SERVING"),
+            Err(err) => err.into_response(),
+        },
+    })
+}
+
+fn status_json(status: &'static str) -> Response {
+    let mut response = (StatusCode::OK, format!("{{\"status\":\"{status}\"}}")).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn ready(gateway: &Gateway) -> Result<(), GatewayError> {
+    if gateway.is_draining() {
+        return Err(GatewayError::unavailable("draining: shutting down"));
+    }
+    match &gateway.config().upstream.readiness {
+        Readiness::GrpcHealth(service) => {
+            let mut client = HealthClient::new(gateway.channel().clone());
+            let mut request = tonic::Request::new(HealthCheckRequest {
+                service: service.clone(),
+            });
+            request.set_timeout(READY_TIMEOUT);
+            let reply = tokio::time::timeout(READY_TIMEOUT, client.check(request))
+                .await
+                .map_err(|_| GatewayError::deadline_exceeded(READY_TIMEOUT))?
+                .map_err(|s| crate::forward::classify(&s, READY_TIMEOUT))?;
+            match reply.into_inner().status() {
+                ServingStatus::Serving => Ok(()),
+                other => Err(GatewayError::unavailable(format!(
+                    "upstream health is {}",
+                    other.as_str_name()
+                ))),
+            }
+        }
+        Readiness::Method(name) => {
+            let entry = methods::find(name).ok_or_else(|| {
+                GatewayError::internal(format!("readiness method {name} is not in the method table"))
+            })?;
+            let call = UnaryCall {
+                channel: gateway.channel().clone(),
+                grpc_path: entry.grpc_path,
+                request: serde_json::json!({}),
+                metadata: Default::default(),
+                timeout: READY_TIMEOUT,
+            };
+            (entry.call)(call).await.map(|_| ())
+        }
+    }
+}
+
+/// `protogate healthcheck`: a minimal HTTP/1.1 GET that exits 0 on a 200 answer. Slim
+/// images carry no curl, so the binary probes itself.
+pub async fn probe(url: &str, timeout: Duration) -> std::process::ExitCode {
+    match tokio::time::timeout(timeout, probe_status(url)).await {
+        Ok(Ok(200)) => std::process::ExitCode::SUCCESS,
+        Ok(Ok(status)) => {
+            eprintln!("healthcheck: {url} answered {status}");
+            std::process::ExitCode::FAILURE
+        }
+        Ok(Err(err)) => {
+            eprintln!("healthcheck: {url}: {err}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("healthcheck: {url}: no answer within {}ms", timeout.as_millis());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn probe_status(url: &str) -> Result<u16, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let uri: http::Uri = url.parse().map_err(|_| "not a URL".to_string())?;
+    if uri.scheme_str() != Some("http") {
+        return Err("only http:// URLs can be probed".to_string());
+    }
+    let host = uri.host().ok_or("no host")?;
+    let port = uri.port_u16().unwrap_or(80);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nUser-Agent: protogate-healthcheck\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 64];
+    let mut filled = 0;
+    while filled < 12 {
+        let n = stream
+            .read(&mut head[filled..])
+            .await
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    let line = String::from_utf8_lossy(&head[..filled]);
+    line.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {line:?}"))
+}

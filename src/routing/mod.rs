@@ -1,0 +1,92 @@
+//! The route table: every (HTTP method, path template) the gateway serves, each bound to one
+//! method-table entry, built once at startup and immutable afterwards. `lookup` answers a
+//! request path with a route and its variable values, a 405 with the methods that would
+//! match, or a 404. Where routes come from (annotations, config rules, unbound methods) and
+//! how they are validated lives in `rules.rs`; the template grammar in `template.rs`.
+
+mod rules;
+pub mod template;
+
+use std::collections::HashMap;
+
+use http::Method;
+use prost_reflect::MessageDescriptor;
+
+use crate::binding::field_path::FieldPath;
+use crate::methods::MethodEntry;
+pub use rules::{RuleSpec, build_table};
+pub use template::Template;
+
+/// Where the request body goes.
+#[derive(Debug, Clone)]
+pub enum BodyRule {
+    /// No body is accepted; every field not bound by the path comes from the query.
+    None,
+    /// `body: "*"`: the body is the whole request message (minus path fields).
+    Whole,
+    /// `body: "field"`: the body is that one field.
+    Field(FieldPath),
+}
+
+/// One servable route.
+#[derive(Debug)]
+pub struct Route {
+    pub http_method: Method,
+    pub template: Template,
+    pub method: &'static MethodEntry,
+    pub input: MessageDescriptor,
+    /// One field path per template variable, in template order.
+    pub path_fields: Vec<FieldPath>,
+    pub body: BodyRule,
+    /// Extra query parameter names (`ids` → `userIDs`).
+    pub query_aliases: HashMap<String, FieldPath>,
+    /// Where the route was declared, for errors and logs.
+    pub origin: String,
+}
+
+/// The result of looking a request up.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    Found { route: &'a Route, vars: Vec<String> },
+    MethodNotAllowed(Vec<Method>),
+    NotFound,
+}
+
+/// All routes, most specific first.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// Orders routes so that the first match is the most specific one.
+    pub fn new(mut routes: Vec<Route>) -> RouteTable {
+        routes.sort_by_key(|r| std::cmp::Reverse(r.template.specificity()));
+        RouteTable { routes }
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Finds the route for `method` and raw `path` (no query string).
+    pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
+        let mut allowed: Vec<Method> = Vec::new();
+        for route in &self.routes {
+            if let Some(vars) = route.template.matches(path) {
+                if route.http_method == *method {
+                    return Lookup::Found { route, vars };
+                }
+                if !allowed.contains(&route.http_method) {
+                    allowed.push(route.http_method.clone());
+                }
+            }
+        }
+        if allowed.is_empty() {
+            Lookup::NotFound
+        } else {
+            allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            Lookup::MethodNotAllowed(allowed)
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Turning rules into routes. Rules come from three sources, merged at startup: the
+//! `google.api.http` annotations compiled into the descriptors, the `[[rules]]` of the config
+//! file, and (unless disabled) one `POST /{Service}/{Method}` rule per method. Every rule is
+//! checked against the method table and the field types; the first bad one stops startup
+//! with one line naming it.
+
+use std::collections::HashMap;
+
+use http::Method;
+use prost_reflect::{DescriptorPool, DynamicMessage, Kind, Value};
+
+use super::{BodyRule, Route, RouteTable, Template};
+use crate::binding::field_path::FieldPath;
+use crate::methods;
+
+/// One rule before validation, whatever its source.
+#[derive(Debug, Clone)]
+pub struct RuleSpec {
+    /// The method's full name, `MyService.User`.
+    pub selector: String,
+    pub http_method: Method,
+    pub template: String,
+    /// `""` for no body, `"*"` for the whole message, or a top-level field name.
+    pub body: String,
+    /// Query parameter alias → dotted field path.
+    pub query_aliases: Vec<(String, String)>,
+    /// Human-readable origin, such as `config rule 2` or `annotation on MyService.User`.
+    pub origin: String,
+}
+
+/// Builds the route table from annotations in `pool`, `config_rules` and, when `unbound` is
+/// set, the unbound-method routes.
+pub fn build_table(
+    pool: &DescriptorPool,
+    config_rules: &[RuleSpec],
+    unbound: bool,
+) -> Result<RouteTable, String> {
+    let mut specs = annotation_rules(pool)?;
+    specs.extend_from_slice(config_rules);
+    if unbound {
+        for entry in methods::METHOD_TABLE {
+            specs.push(RuleSpec {
+                selector: entry.full_name.to_string(),
+                http_method: Method::POST,
+                template: entry.grpc_path.to_string(),
+                body: "*".to_string(),
+                query_aliases: Vec::new(),
+                origin: format!("unbound method {}", entry.full_name),
+            });
+        }
+    }
+    let mut routes: Vec<Route> = Vec::with_capacity(specs.len());
+    let mut seen: HashMap<(Method, String), String> = HashMap::new();
+    for spec in &specs {
+        let route = build_route(pool, spec).map_err(|why| {
+            format!(
+                "{} ({} {} {}): {why}",
+                spec.origin, spec.selector, spec.http_method, spec.template
+            )
+        })?;
+        let key = (route.http_method.clone(), route.template.as_str().to_string());
+        if let Some(first) = seen.get(&key) {
+            if spec.origin.starts_with("unbound method") {
+                continue; // an explicit rule already serves this path
+            }
+            return Err(format!(
+                "{}: {} {} is already routed by {first}",
+                spec.origin, key.0, key.1
+            ));
+        }
+        seen.insert(key, spec.origin.clone());
+        routes.push(route);
+    }
+    Ok(RouteTable::new(routes))
+}
+
+fn build_route(pool: &DescriptorPool, spec: &RuleSpec) -> Result<Route, String> {
+    let Some(entry) = methods::find(&spec.selector) else {
+        let streaming = lookup_method(pool, &spec.selector).is_some();
+        return Err(if streaming {
+            format!(
+                "method {} streams, and streaming methods are not served yet",
+                spec.selector
+            )
+        } else {
+            let known: Vec<&str> = methods::METHOD_TABLE.iter().map(|m| m.full_name).collect();
+            format!(
+                "no method {:?}; known methods: {}",
+                spec.selector,
+                known.join(", ")
+            )
+        });
+    };
+    let method = lookup_method(pool, &spec.selector)
+        .ok_or_else(|| format!("method {} missing from descriptors", spec.selector))?;
+    let input = method.input();
+    let template = Template::parse(&spec.template).map_err(|e| e.to_string())?;
+
+    let mut path_fields = Vec::new();
+    for var in &template.variables {
+        let path = FieldPath::resolve(&input, &var.field_path)?;
+        let leaf = path.leaf();
+        if leaf.is_list() || leaf.is_map() || matches!(leaf.kind(), Kind::Message(_)) {
+            return Err(format!(
+                "path variable {} must be a singular scalar or enum field",
+                path.json_path()
+            ));
+        }
+        path_fields.push(path);
+    }
+
+    let body = match spec.body.as_str() {
+        "" => BodyRule::None,
+        "*" => BodyRule::Whole,
+        field => {
+            let path = FieldPath::resolve(&input, &[field])?;
+            if path_fields.iter().any(|p| p.overlaps(&path)) {
+                return Err(format!("body field {field} is also bound by the path"));
+            }
+            BodyRule::Field(path)
+        }
+    };
+    if spec.http_method == Method::GET && !matches!(body, BodyRule::None) {
+        return Err("a GET rule cannot take a body".to_string());
+    }
+
+    let mut query_aliases = HashMap::new();
+    for (alias, target) in &spec.query_aliases {
+        let names: Vec<&str> = target.split('.').collect();
+        let path = FieldPath::resolve(&input, &names).map_err(|e| format!("query alias {alias:?}: {e}"))?;
+        if matches!(body, BodyRule::Whole) {
+            return Err(format!(
+                "query alias {alias:?} can never apply: body \"*\" takes every field"
+            ));
+        }
+        query_aliases.insert(alias.clone(), path);
+    }
+
+    Ok(Route {
+        http_method: spec.http_method.clone(),
+        template,
+        method: entry,
+        input,
+        path_fields,
+        body,
+        query_aliases,
+        origin: spec.origin.clone(),
+    })
+}
+
+fn lookup_method(pool: &DescriptorPool, full_name: &str) -> Option<prost_reflect::MethodDescriptor> {
+    let (service, method) = full_name.rsplit_once('.')?;
+    pool.get_service_by_name(service)?
+        .methods()
+        .find(|m| m.name() == method)
+}
+
+/// Reads `google.api.http` from every method that carries it, additional bindings included.
+fn annotation_rules(pool: &DescriptorPool) -> Result<Vec<RuleSpec>, String> {
+    let Some(http) = pool.get_extension_by_name("google.api.http") else {
+        return Ok(Vec::new());
+    };
+    let mut specs = Vec::new();
+    for service in pool.services() {
+        for method in service.methods() {
+            let options = method.options();
+            if !options.has_extension(&http) {
+                continue;
+            }
+            let selector = method.full_name().to_string();
+            if methods::find(&selector).is_none() {
+                tracing::warn!(method = %selector, "google.api.http on a streaming method is not served yet");
+                continue;
+            }
+            let origin = format!("annotation on {selector}");
+            if let Value::Message(rule) = options.get_extension(&http).as_ref() {
+                push_http_rule(&mut specs, &selector, &origin, rule)?;
+                if let Some(Value::List(more)) = rule
+                    .get_field_by_name("additional_bindings")
+                    .map(|v| v.into_owned())
+                {
+                    for (i, extra) in more.iter().enumerate() {
+                        if let Value::Message(extra) = extra {
+                            push_http_rule(
+                                &mut specs,
+                                &selector,
+                                &format!("{origin}, additional binding {}", i + 1),
+                                extra,
+                            )?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(specs)
+}
+
+fn push_http_rule(
+    specs: &mut Vec<RuleSpec>,
+    selector: &str,
+    origin: &str,
+    rule: &DynamicMessage,
+) -> Result<(), String> {
+    let mut pattern = None;
+    for (field, method) in [
+        ("get", Method::GET),
+        ("put", Method::PUT),
+        ("post", Method::POST),
+        ("delete", Method::DELETE),
+        ("patch", Method::PATCH),
+    ] {
+        if rule.has_field_by_name(field) {
+            pattern = Some((method, string_field(rule, field)));
+        }
+    }
+    if rule.has_field_by_name("custom")
+        && let Some(Value::Message(custom)) = rule.get_field_by_name("custom").map(|v| v.into_owned())
+    {
+        let kind = string_field(&custom, "kind");
+        let method = Method::from_bytes(kind.as_bytes())
+            .map_err(|_| format!("{origin}: bad custom method {kind:?}"))?;
+        pattern = Some((method, string_field(&custom, "path")));
+    }
+    let Some((http_method, template)) = pattern else {
+        return Err(format!("{origin}: google.api.http rule has no pattern"));
+    };
+    specs.push(RuleSpec {
+        selector: selector.to_string(),
+        http_method,
+        template,
+        body: string_field(rule, "body"),
+        query_aliases: Vec::new(),
+        origin: origin.to_string(),
+    });
+    Ok(())
+}
+
+/// A string field of a dynamic message, or `""` when unset.
+fn string_field(message: &DynamicMessage, name: &str) -> String {
+    match message.get_field_by_name(name).map(|v| v.into_owned()) {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;

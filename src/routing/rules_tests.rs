@@ -1,0 +1,138 @@
+//! Rule validation against the seed's descriptors, and lookup over the built table.
+
+use super::*;
+use crate::routing::Lookup;
+
+fn pool() -> DescriptorPool {
+    crate::descriptors::load().expect("descriptors")
+}
+
+fn rule(selector: &str, method: Method, template: &str, body: &str, aliases: &[(&str, &str)]) -> RuleSpec {
+    RuleSpec {
+        selector: selector.to_string(),
+        http_method: method,
+        template: template.to_string(),
+        body: body.to_string(),
+        query_aliases: aliases
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        origin: "config rule 1".to_string(),
+    }
+}
+
+#[test]
+fn seed_rules_and_unbound_methods_build() {
+    let rules = [
+        rule("MyService.User", Method::GET, "/users", "", &[("ids", "userIDs")]),
+        rule("MyService.Health", Method::GET, "/health", "", &[]),
+    ];
+    let table = build_table(&pool(), &rules, true).expect("valid");
+    let mut listed: Vec<String> = table
+        .routes()
+        .iter()
+        .map(|r| format!("{} {}", r.http_method, r.template.as_str()))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "GET /health",
+            "GET /users",
+            "POST /MyService/Health",
+            "POST /MyService/User"
+        ]
+    );
+
+    let Lookup::Found { route, vars } = table.lookup(&Method::GET, "/users") else {
+        panic!("GET /users routes")
+    };
+    assert_eq!(route.method.grpc_path, "/MyService/User");
+    assert!(vars.is_empty());
+    match table.lookup(&Method::PUT, "/users") {
+        Lookup::MethodNotAllowed(allow) => assert_eq!(allow, vec![Method::GET]),
+        other => panic!("expected 405, got {other:?}"),
+    }
+    assert!(matches!(table.lookup(&Method::GET, "/nope"), Lookup::NotFound));
+}
+
+#[test]
+fn unbound_methods_can_be_turned_off() {
+    let table = build_table(&pool(), &[], false).expect("valid");
+    assert!(table.routes().is_empty());
+}
+
+#[test]
+fn bad_rules_fail_with_their_name() {
+    let cases = [
+        (
+            rule("MyService.Nope", Method::GET, "/x", "", &[]),
+            "config rule 1 (MyService.Nope GET /x): no method \"MyService.Nope\"",
+        ),
+        (
+            rule("MyService.User", Method::GET, "users", "", &[]),
+            "must start with '/'",
+        ),
+        (
+            rule("MyService.User", Method::GET, "/users/{nope}", "", &[]),
+            "message UserReq has no field \"nope\"",
+        ),
+        (
+            rule("MyService.User", Method::GET, "/users/{userIDs}", "", &[]),
+            "must be a singular scalar or enum field",
+        ),
+        (
+            rule("MyService.User", Method::GET, "/users", "*", &[]),
+            "a GET rule cannot take a body",
+        ),
+        (
+            rule("MyService.User", Method::POST, "/users", "nope", &[]),
+            "has no field \"nope\"",
+        ),
+        (
+            rule("MyService.User", Method::GET, "/users", "", &[("ids", "missing")]),
+            "query alias \"ids\"",
+        ),
+        (
+            rule(
+                "MyService.User",
+                Method::POST,
+                "/users",
+                "*",
+                &[("ids", "userIDs")],
+            ),
+            "can never apply",
+        ),
+    ];
+    for (spec, want) in cases {
+        let err = build_table(&pool(), std::slice::from_ref(&spec), false).expect_err(want);
+        assert!(err.contains(want), "got {err:?}, want {want:?}");
+        assert!(err.starts_with("config rule 1"), "{err}");
+    }
+}
+
+#[test]
+fn duplicate_routes_are_rejected_but_unbound_yields() {
+    let twice = [
+        rule("MyService.User", Method::GET, "/users", "", &[]),
+        rule("MyService.Health", Method::GET, "/users", "", &[]),
+    ];
+    let err = build_table(&pool(), &twice, false).expect_err("duplicate");
+    assert!(
+        err.contains("GET /users is already routed by config rule 1"),
+        "{err}"
+    );
+    // An explicit rule on the unbound path wins over the generated one.
+    let explicit = [rule(
+        "MyService.Health",
+        Method::POST,
+        "/MyService/User",
+        "*",
+        &[],
+    )];
+    let table = build_table(&pool(), &explicit, true).expect("valid");
+    let Lookup::Found { route, .. } = table.lookup(&Method::POST, "/MyService/User") else {
+        panic!("routes")
+    };
+    assert_eq!(route.method.full_name, "MyService.Health");
+}

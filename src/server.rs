@@ -1,0 +1,120 @@
+//! The HTTP server: the middleware stack around the gateway handler, our own hyper accept
+//! loop, and graceful shutdown. The accept loop is ours because `axum::serve` installs no
+//! timer, which silently disables hyper's header-read timeout (slowloris). On shutdown the
+//! gateway marks itself draining (`/readyz` → 503), stops accepting, lets in-flight requests
+//! finish within `server.drain_timeout`, then returns.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::gateway::{Gateway, handle};
+
+/// Why the gateway could not start.
+#[derive(Debug)]
+pub struct StartupError(pub String);
+
+impl std::fmt::Display for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+/// Validates `config` against the descriptors, then serves on `listener` until `shutdown`
+/// resolves and the drain has finished. A bad rule fails here, before any request is served.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartupError> {
+    let gateway = Arc::new(Gateway::new(config).map_err(StartupError)?);
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartupError(format!("listener: {e}")))?;
+    tracing::info!(%addr, routes = gateway.routes().routes().len(), "listening");
+    run(listener, gateway, shutdown).await;
+    Ok(())
+}
+
+/// The axum router: every path goes to the gateway handler, which owns routing so that 404
+/// and 405 come back as `google.rpc.Status` JSON like every other error.
+pub fn app(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(gateway)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(|_| panic_response()))
+}
+
+fn panic_response() -> Response {
+    GatewayError::internal("request handler panicked").into_response()
+}
+
+async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()> + Send) {
+    let router = app(gateway.clone());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(gateway.config().server.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(100);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    gateway.start_draining();
+    let open = graceful.count();
+    let drain = gateway.config().server.drain_timeout;
+    tracing::info!(
+        open_connections = open,
+        drain_ms = drain.as_millis() as u64,
+        "shutting down: draining"
+    );
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("drain timeout passed with requests still in flight; closing them");
+    } else {
+        tracing::info!("drained");
+    }
+}
