@@ -1,0 +1,256 @@
+//! A recording, fault-injecting gRPC upstream on `127.0.0.1:0`. It serves `MyService/*` with
+//! a raw-bytes codec, so it records exactly what the gateway sent (path, metadata, message
+//! bytes) and replies with whatever a test scripts: any message, any status with details,
+//! a delay, response metadata, or an oversized reply.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes};
+use futures_util::future::BoxFuture;
+use prost::Message;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::MetadataMap;
+use tonic::server::NamedService;
+use tonic::{Request, Response, Status};
+
+/// One call as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub metadata: MetadataMap,
+    pub message: Bytes,
+}
+
+impl Recorded {
+    pub fn decode<M: Message + Default>(&self) -> M {
+        M::decode(self.message.clone()).expect("upstream received a decodable message")
+    }
+
+    pub fn meta(&self, key: &str) -> Option<String> {
+        self.metadata
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
+/// What the upstream answers.
+pub struct Reply {
+    pub delay: Duration,
+    pub result: Result<Bytes, Status>,
+    pub metadata: Vec<(&'static str, &'static str)>,
+}
+
+impl Reply {
+    pub fn message<M: Message>(message: &M) -> Reply {
+        Reply {
+            delay: Duration::ZERO,
+            result: Ok(message.encode_to_vec().into()),
+            metadata: Vec::new(),
+        }
+    }
+
+    pub fn status(status: Status) -> Reply {
+        Reply {
+            delay: Duration::ZERO,
+            result: Err(status),
+            metadata: Vec::new(),
+        }
+    }
+
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+
+    pub fn with_metadata(mut self, key: &'static str, value: &'static str) -> Reply {
+        self.metadata.push((key, value));
+        self
+    }
+}
+
+type Script = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
+
+/// The running upstream. Dropping it stops it.
+pub struct RecordingUpstream {
+    pub addr: SocketAddr,
+    calls: Arc<Mutex<Vec<Recorded>>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RecordingUpstream {
+    /// Starts an upstream that answers every call with `script`.
+    pub async fn start(script: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> RecordingUpstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        Self::serve(listener, Arc::new(script))
+    }
+
+    /// Starts on a given listener (to restart on the same port).
+    pub fn serve(listener: tokio::net::TcpListener, script: Script) -> RecordingUpstream {
+        let addr = listener.local_addr().expect("addr");
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let service = Recorder {
+            calls: calls.clone(),
+            script,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        RecordingUpstream {
+            addr,
+            calls,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Every call received so far.
+    pub fn calls(&self) -> Vec<Recorded> {
+        self.calls.lock().expect("lock").clone()
+    }
+
+    /// The only call received; panics unless exactly one arrived.
+    pub fn only_call(&self) -> Recorded {
+        let calls = self.calls();
+        assert_eq!(
+            calls.len(),
+            1,
+            "expected exactly one upstream call, got {calls:?}"
+        );
+        calls[0].clone()
+    }
+
+    /// Stops serving and waits until the port is closed.
+    pub async fn kill(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RecordingUpstream {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Recorder {
+    calls: Arc<Mutex<Vec<Recorded>>>,
+    script: Script,
+}
+
+impl NamedService for Recorder {
+    const NAME: &'static str = "MyService";
+}
+
+impl<B> tower::Service<http::Request<B>> for Recorder
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let handler = Handler {
+            path: request.uri().path().to_string(),
+            recorder: self.clone(),
+        };
+        Box::pin(async move { Ok(tonic::server::Grpc::new(RawCodec).unary(handler, request).await) })
+    }
+}
+
+struct Handler {
+    path: String,
+    recorder: Recorder,
+}
+
+impl tonic::server::UnaryService<Bytes> for Handler {
+    type Response = Bytes;
+    type Future = BoxFuture<'static, Result<Response<Bytes>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let recorded = Recorded {
+            path: self.path.clone(),
+            metadata: request.metadata().clone(),
+            message: request.into_inner(),
+        };
+        let reply = (self.recorder.script)(&recorded);
+        self.recorder.calls.lock().expect("lock").push(recorded);
+        Box::pin(async move {
+            tokio::time::sleep(reply.delay).await;
+            let mut response = Response::new(reply.result?);
+            for (key, value) in reply.metadata {
+                response
+                    .metadata_mut()
+                    .insert(key, value.parse().expect("ascii metadata"));
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Passes message bytes through untouched.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
