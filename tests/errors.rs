@@ -118,13 +118,16 @@ async fn upstream_details_render_with_type() {
     );
 }
 
+/// method, path, headers, body, expected status, text the error message must contain.
+type BadCase<'a> = (Method, &'a str, &'a [(&'a str, &'a str)], &'a str, u16, &'a str);
+
 /// Bad input is answered by the gateway; the upstream never sees it.
 #[tokio::test]
 async fn bad_input_never_reaches_the_upstream() {
     let upstream = RecordingUpstream::start(|_| ok_reply()).await;
     let gateway = TestGateway::start(upstream.addr, "[server]\nmax_body_bytes = 64").await;
     let json_ct = [("content-type", "application/json")];
-    let cases: Vec<(Method, &str, &[(&str, &str)], &str, u16, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             Method::GET,
             "/users?ids=abc",
