@@ -22,6 +22,9 @@ pub mod routing;
 pub mod server;
 pub mod upstream;
 
+#[cfg(test)]
+mod test_protos;
+
 pub use config::{Config, ConfigError, Overrides};
 pub use error::GatewayError;
 pub use server::{StartupError, serve};

@@ -123,3 +123,132 @@ fn query_never_overrides_the_body_field() {
     .expect("bound");
     assert_eq!(got, json!({"userIDs": [1, 2]}));
 }
+
+mod nested {
+    use super::*;
+    use crate::routing::{Lookup, RouteTable};
+
+    fn annotated() -> RouteTable {
+        let pool = crate::test_protos::compile(crate::test_protos::ANNOTATED);
+        build_table(&pool, &[], false).expect("valid")
+    }
+
+    fn bind_at(
+        table: &RouteTable,
+        method: Method,
+        path: &str,
+        query: &str,
+        body: Option<Value>,
+    ) -> Result<Value, GatewayError> {
+        let Lookup::Found { route, vars } = table.lookup(&method, path) else {
+            panic!("{method} {path} routes")
+        };
+        bind(route, &vars, Some(query), body, UnknownParams::Reject)
+    }
+
+    #[test]
+    fn dotted_paths_enums_bools_and_doubles() {
+        let table = annotated();
+        let got = bind_at(
+            &table,
+            Method::GET,
+            "/v1/teams/blue/users",
+            "filter.roles=ADMIN,2&filter.active_only=true&minScore=1.5&userIDs=1",
+            None,
+        )
+        .expect("binds");
+        assert_eq!(
+            got,
+            json!({"team":{"name":"blue"},"filter":{"roles":["ADMIN",2],"activeOnly":true},"minScore":1.5,"userIDs":[1]})
+        );
+        // json and proto spellings of a nested field reach the same slot.
+        let got = bind_at(
+            &table,
+            Method::GET,
+            "/v1/teams/x/users",
+            "filter.activeOnly=false",
+            None,
+        )
+        .expect("binds");
+        assert_eq!(got, json!({"team":{"name":"x"},"filter":{"activeOnly":false}}));
+    }
+
+    #[test]
+    fn path_variable_wins_over_query() {
+        let got = bind_at(
+            &annotated(),
+            Method::GET,
+            "/v1/teams/blue/users",
+            "team.name=red&team.id=7",
+            None,
+        )
+        .expect("binds");
+        assert_eq!(got, json!({"team":{"name":"blue","id":"7"}}));
+    }
+
+    #[test]
+    fn body_field_and_path_field_together() {
+        let got = bind_at(
+            &annotated(),
+            Method::PUT,
+            "/v1/users/42",
+            "filter.active_only=true&minScore=2",
+            Some(json!({"roles":["MEMBER"]})),
+        )
+        .expect("binds");
+        assert_eq!(
+            got,
+            json!({"filter":{"roles":["MEMBER"]},"team":{"id":"42"},"minScore":2.0})
+        );
+        let err = bind_at(&annotated(), Method::PUT, "/v1/users/abc", "", None).expect_err("id not int64");
+        assert!(
+            err.message()
+                .contains("invalid value \"abc\" for field id: not an int64"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn bad_enum_and_bool_values_are_named() {
+        let table = annotated();
+        let err = bind_at(
+            &table,
+            Method::GET,
+            "/v1/teams/x/users",
+            "filter.roles=OWNER",
+            None,
+        )
+        .expect_err("enum");
+        assert!(
+            err.message()
+                .contains("not a value of Role (one of ROLE_UNSPECIFIED, ADMIN, MEMBER)"),
+            "{}",
+            err.message()
+        );
+        let err = bind_at(
+            &table,
+            Method::GET,
+            "/v1/teams/x/users",
+            "filter.active_only=yes",
+            None,
+        )
+        .expect_err("bool");
+        assert!(err.message().contains("not a bool"), "{}", err.message());
+        let err = bind_at(
+            &table,
+            Method::GET,
+            "/v1/teams/x/users",
+            "minScore=1&minScore=2",
+            None,
+        )
+        .expect_err("twice");
+        assert!(err.message().contains("is not repeated"), "{}", err.message());
+        let err = bind_at(&table, Method::GET, "/v1/teams/x/users", "filter=1", None).expect_err("message");
+        assert!(
+            err.message().contains("bind its fields with dotted names"),
+            "{}",
+            err.message()
+        );
+    }
+}

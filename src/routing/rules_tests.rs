@@ -136,3 +136,39 @@ fn duplicate_routes_are_rejected_but_unbound_yields() {
     };
     assert_eq!(route.method.full_name, "MyService.Health");
 }
+
+#[test]
+fn annotations_and_additional_bindings_become_routes() {
+    let pool = crate::test_protos::compile(crate::test_protos::ANNOTATED);
+    let table = build_table(&pool, &[], false).expect("annotated proto is valid");
+    let mut listed: Vec<String> = table
+        .routes()
+        .iter()
+        .map(|r| format!("{} {} <- {}", r.http_method, r.template.as_str(), r.origin))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "GET /v1/teams/{team.name}/users <- annotation on MyService.User",
+            "HEAD /v1/health <- annotation on MyService.Health",
+            "POST /v1/users:search <- annotation on MyService.User, additional binding 1",
+            "PUT /v1/users/{team.id} <- annotation on MyService.User, additional binding 2",
+        ]
+    );
+    let Lookup::Found { route, vars } = table.lookup(&Method::GET, "/v1/teams/blue/users") else {
+        panic!("GET routes")
+    };
+    assert_eq!(
+        (route.method.full_name, vars),
+        ("MyService.User", vec!["blue".to_string()])
+    );
+    assert!(matches!(
+        table.lookup(&Method::POST, "/v1/users:search"),
+        Lookup::Found { .. }
+    ));
+    match table.lookup(&Method::GET, "/v1/users:search") {
+        Lookup::MethodNotAllowed(allow) => assert_eq!(allow, vec![Method::POST]),
+        other => panic!("expected 405, got {other:?}"),
+    }
+}
