@@ -84,6 +84,12 @@ fn body_error(err: &serde_json::Error) -> GatewayError {
 pub fn classify(status: &tonic::Status, timeout: Duration) -> GatewayError {
     // A connect failure means the request provably never left the gateway.
     if let Some(connect) = source_of::<tonic::ConnectError>(status) {
+        // The client learns that the upstream is unreachable; the log learns why.
+        let cause = std::iter::successors(std::error::Error::source(connect), |e| e.source())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ");
+        tracing::warn!(error = %connect, cause, "upstream connect failed");
         return GatewayError::upstream_unavailable(connect);
     }
     if source_of::<tonic::TimeoutExpired>(status).is_some() {
