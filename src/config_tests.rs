@@ -83,7 +83,7 @@ fn mistakes_are_one_line_each() {
         ),
         (
             "[[rules]]\nselector = \"A.B\"\nget = \"/a\"\nbogus = 1",
-            "unknown field `bogus`",
+            "config line 4: unknown field `bogus`",
         ),
     ];
     for (text, want) in cases {

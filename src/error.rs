@@ -34,6 +34,8 @@ pub struct GatewayError {
     details: Vec<Value>,
     fault: Fault,
     allow: Option<HeaderValue>,
+    /// Upstream metadata that came with a failed call, returned as `Grpc-Metadata-*`.
+    headers: Option<Box<http::HeaderMap>>,
 }
 
 impl GatewayError {
@@ -45,6 +47,7 @@ impl GatewayError {
             details: Vec::new(),
             fault,
             allow: None,
+            headers: None,
         }
     }
 
@@ -146,6 +149,11 @@ impl GatewayError {
     pub fn upstream_status(status: &tonic::Status) -> Self {
         let mut err = Self::new(status.code(), Fault::Upstream, status.message());
         err.details = details::from_status_details(status.details());
+        let mut headers = http::HeaderMap::new();
+        crate::metadata::to_http(status.metadata(), &mut headers);
+        if !headers.is_empty() {
+            err.headers = Some(Box::new(headers));
+        }
         err
     }
 
@@ -184,6 +192,9 @@ impl IntoResponse for GatewayError {
         let body = serde_json::to_vec(&self.body()).unwrap_or_else(|_| b"{\"code\":13}".to_vec());
         let mut response = (self.http, body).into_response();
         let headers = response.headers_mut();
+        if let Some(extra) = self.headers {
+            headers.extend(*extra);
+        }
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(allow) = self.allow {
             headers.insert(header::ALLOW, allow);

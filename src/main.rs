@@ -61,6 +61,8 @@ fn main() -> ExitCode {
         Err(err) => return fail(&err),
     };
     if let Some(Command::CheckConfig) = cli.command {
+        // Building the gateway creates the (lazy) channel, which needs a runtime context.
+        let _runtime = runtime.enter();
         return match protogate::gateway::Gateway::new(config) {
             Ok(gateway) => {
                 for route in gateway.routes().routes() {

@@ -67,6 +67,19 @@ async fn every_upstream_code_maps_to_grpc_gateway_status() {
     }
 }
 
+/// Metadata the upstream sent with a failure comes back like success metadata.
+#[tokio::test]
+async fn upstream_metadata_survives_an_error() {
+    let upstream = RecordingUpstream::start(|_| {
+        Reply::status(Status::permission_denied("no")).with_metadata("x-served-by", "replica-2")
+    })
+    .await;
+    let gateway = TestGateway::start(upstream.addr, "").await;
+    let reply = get(&gateway.url("/users?ids=1")).await;
+    reply.assert_json(403, json!({"code":7,"message":"no","details":[]}));
+    assert_eq!(reply.header("grpc-metadata-x-served-by"), Some("replica-2"));
+}
+
 #[tokio::test]
 async fn upstream_details_render_with_type() {
     let upstream = RecordingUpstream::start(|_| {

@@ -206,13 +206,21 @@ impl tonic::server::UnaryService<Bytes> for Handler {
         self.recorder.calls.lock().expect("lock").push(recorded);
         Box::pin(async move {
             tokio::time::sleep(reply.delay).await;
-            let mut response = Response::new(reply.result?);
+            let mut metadata = MetadataMap::new();
             for (key, value) in reply.metadata {
-                response
-                    .metadata_mut()
-                    .insert(key, value.parse().expect("ascii metadata"));
+                metadata.insert(key, value.parse().expect("ascii metadata"));
             }
-            Ok(response)
+            match reply.result {
+                Ok(message) => {
+                    let mut response = Response::new(message);
+                    *response.metadata_mut() = metadata;
+                    Ok(response)
+                }
+                Err(mut status) => {
+                    *status.metadata_mut() = metadata;
+                    Err(status)
+                }
+            }
         })
     }
 }
