@@ -1,0 +1,237 @@
+//! Bad input answered by the gateway itself, as google.rpc.Status JSON with the documented
+//! HTTP status, and never forwarded: malformed values and bodies, unknown fields and
+//! parameters, wrong methods and content types, and bodies over the limit.
+
+mod support;
+
+use bytes::Bytes;
+use http::Method;
+use protogate::pb::protogate_unpackaged::UserReply;
+use serde_json::json;
+use support::gateway::TestGateway;
+use support::http::{get, post_json, send};
+use support::upstream::{RecordingUpstream, Reply};
+
+fn ok_reply() -> Reply {
+    Reply::message(&UserReply {
+        message: "success".into(),
+        data: vec![],
+    })
+}
+
+/// method, path, headers, body, expected status, text the error message must contain.
+type BadCase<'a> = (Method, &'a str, &'a [(&'a str, &'a str)], &'a str, u16, &'a str);
+
+/// Bad input is answered by the gateway; the upstream never sees it.
+#[tokio::test]
+async fn bad_input_never_reaches_the_upstream() {
+    let upstream = RecordingUpstream::start(|_| ok_reply()).await;
+    let gateway = TestGateway::start(upstream.addr, "[server]\nmax_body_bytes = 64").await;
+    let json_ct = [("content-type", "application/json")];
+    let cases: Vec<BadCase> = vec![
+        (
+            Method::GET,
+            "/users?ids=abc",
+            &[],
+            "",
+            400,
+            "invalid value \"abc\" for field userIDs: not an int32",
+        ),
+        (
+            Method::GET,
+            "/users?ids=2147483648",
+            &[],
+            "",
+            400,
+            "out of range for int32",
+        ),
+        (Method::GET, "/users?ids=1,,2", &[], "", 400, "invalid value \"\""),
+        (
+            Method::GET,
+            "/users?color=red",
+            &[],
+            "",
+            400,
+            "unknown query parameter \"color\"",
+        ),
+        (
+            Method::GET,
+            "/users",
+            &json_ct,
+            "{}",
+            400,
+            "takes no request body",
+        ),
+        (
+            Method::GET,
+            "/users?ids=1",
+            &[("grpc-timeout", "soon")],
+            "",
+            400,
+            "invalid grpc-timeout",
+        ),
+        (
+            Method::POST,
+            "/MyService/User",
+            &json_ct,
+            "{\"userIDs\":",
+            400,
+            "malformed JSON body",
+        ),
+        (
+            Method::POST,
+            "/MyService/User",
+            &json_ct,
+            "{\"userIDs\":[1],\"userIDs\":[2]}",
+            400,
+            "duplicate key",
+        ),
+        (
+            Method::POST,
+            "/MyService/User",
+            &json_ct,
+            "{\"nope\":1}",
+            400,
+            "unknown field `nope`",
+        ),
+        (
+            Method::POST,
+            "/MyService/User",
+            &json_ct,
+            "{\"userIDs\":[2147483648]}",
+            400,
+            "invalid request",
+        ),
+        (
+            Method::POST,
+            "/MyService/User",
+            &json_ct,
+            "[1]",
+            400,
+            "must be a JSON object",
+        ),
+        (
+            Method::POST,
+            "/MyService/User?ids=1",
+            &json_ct,
+            "{}",
+            400,
+            "takes its fields from the body",
+        ),
+        (
+            Method::POST,
+            "/MyService/User",
+            &[("content-type", "text/plain")],
+            "{}",
+            415,
+            "unsupported content type",
+        ),
+        (
+            Method::POST,
+            "/MyService/User",
+            &json_ct,
+            "{\"userIDs\":[100,200,300,400,500,600,700,800,900,1000,1100,1200,1300,1400,1500]}",
+            413,
+            "exceeds the limit of 64 bytes",
+        ),
+        (Method::GET, "/nowhere", &[], "", 404, "no route for /nowhere"),
+        (
+            Method::PUT,
+            "/users",
+            &[],
+            "",
+            405,
+            "method PUT is not allowed here; allowed: GET",
+        ),
+    ];
+    for (method, path, headers, body, status, needle) in cases {
+        let reply = send(method.clone(), &gateway.url(path), headers, body.to_string()).await;
+        assert_eq!(
+            reply.status.as_u16(),
+            status,
+            "{method} {path} {body}: {:?}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/json"),
+            "{method} {path}"
+        );
+        let json = reply.json();
+        let message = json["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(needle),
+            "{method} {path}: {message:?} lacks {needle:?}"
+        );
+        assert!(
+            json["code"].as_i64().is_some_and(|c| c > 0),
+            "{method} {path}: code in {json}"
+        );
+    }
+    assert!(
+        upstream.calls().is_empty(),
+        "no bad request may reach the upstream: {:?}",
+        upstream.calls()
+    );
+}
+
+#[tokio::test]
+async fn binding_errors_carry_bad_request_details() {
+    let upstream = RecordingUpstream::start(|_| ok_reply()).await;
+    let gateway = TestGateway::start(upstream.addr, "").await;
+    let reply = get(&gateway.url("/users?ids=abc")).await;
+    let message = "query parameter ids: invalid value \"abc\" for field userIDs: not an int32";
+    reply.assert_json(
+        400,
+        json!({"code":3,"message":message,"details":[{"@type":"type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations":[{"field":"ids","description":message,"reason":""}]}]}),
+    );
+}
+
+#[tokio::test]
+async fn wrong_method_is_405_with_allow() {
+    let upstream = RecordingUpstream::start(|_| ok_reply()).await;
+    let gateway = TestGateway::start(upstream.addr, "").await;
+    let reply = send(Method::DELETE, &gateway.url("/MyService/User"), &[], Bytes::new()).await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("POST"));
+    assert_eq!(reply.json()["code"], 12);
+}
+
+/// A chunked body with no Content-Length that crosses the limit part-way is still 413.
+#[tokio::test]
+async fn chunked_body_over_the_limit_is_413() {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use hyper_util::client::legacy::Client;
+    let upstream = RecordingUpstream::start(|_| ok_reply()).await;
+    let gateway = TestGateway::start(upstream.addr, "[server]\nmax_body_bytes = 1000").await;
+    let chunks =
+        (0..20).map(|_| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![b' '; 100]))));
+    let body = StreamBody::new(futures_util::stream::iter(chunks));
+    let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let request = http::Request::post(gateway.url("/MyService/User"))
+        .header("content-type", "application/json")
+        .body(body)
+        .expect("request");
+    let response = client.request(request).await.expect("response");
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(upstream.calls().is_empty());
+}
+
+#[tokio::test]
+async fn post_without_content_type_is_json() {
+    let upstream = RecordingUpstream::start(|_| ok_reply()).await;
+    let gateway = TestGateway::start(upstream.addr, "").await;
+    let reply = send(
+        Method::POST,
+        &gateway.url("/MyService/User"),
+        &[],
+        "{\"userIDs\":[1]}",
+    )
+    .await;
+    reply.assert_json(200, json!({"message":"success","data":[]}));
+    let reply = post_json(&gateway.url("/MyService/User"), "{\"userIDs\":[1]}").await;
+    assert_eq!(reply.status, 200);
+}
