@@ -34,6 +34,8 @@ pub struct UpstreamConfig {
     pub max_timeout: Duration,
     pub keepalive_interval: Duration,
     pub keepalive_timeout: Duration,
+    /// How often a hostname is resolved again, to follow replicas coming and going.
+    pub resolve_interval: Duration,
     pub readiness: Readiness,
 }
 
@@ -103,6 +105,7 @@ struct RawUpstream {
     max_timeout: Option<String>,
     keepalive_interval: Option<String>,
     keepalive_timeout: Option<String>,
+    resolve_interval: Option<String>,
     readiness: Option<String>,
 }
 
@@ -201,6 +204,7 @@ impl RawConfig {
             max_timeout: duration("upstream.max_timeout", u.max_timeout, "60s")?,
             keepalive_interval: duration("upstream.keepalive_interval", u.keepalive_interval, "300s")?,
             keepalive_timeout: duration("upstream.keepalive_timeout", u.keepalive_timeout, "20s")?,
+            resolve_interval: duration("upstream.resolve_interval", u.resolve_interval, "5s")?,
             readiness,
         };
         if upstream.timeout > upstream.max_timeout {

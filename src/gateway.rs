@@ -13,32 +13,38 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use tonic::transport::Channel;
 
 use crate::binding::{self, body};
 use crate::config::Config;
 use crate::error::{ErrorCode, GatewayError};
 use crate::forward::UnaryCall;
 use crate::routing::{Lookup, RouteTable};
-use crate::{descriptors, metadata, ops, routing, upstream};
+use crate::upstream::Upstream;
+use crate::{descriptors, metadata, ops, routing};
 
 /// Everything a request needs, built once at startup and shared.
 pub struct Gateway {
     routes: RouteTable,
-    channel: Channel,
+    upstream: Arc<Upstream>,
     config: Config,
     draining: AtomicBool,
 }
 
 impl Gateway {
-    /// Builds the route table (validating every rule) and the upstream channel.
+    /// Builds the route table (validating every rule) and the upstream. Must run inside a
+    /// tokio runtime.
     pub fn new(config: Config) -> Result<Gateway, String> {
+        let upstream = Upstream::new(&config.upstream)?;
+        Self::with_upstream(config, upstream)
+    }
+
+    /// Like `new`, with an upstream built elsewhere (tests inject resolvers this way).
+    pub fn with_upstream(config: Config, upstream: Arc<Upstream>) -> Result<Gateway, String> {
         let pool = descriptors::load()?;
         let routes = routing::build_table(&pool, &config.rules, config.transcoding.unbound_methods)?;
-        let channel = upstream::channel(&config.upstream)?;
         Ok(Gateway {
             routes,
-            channel,
+            upstream,
             config,
             draining: AtomicBool::new(false),
         })
@@ -52,8 +58,18 @@ impl Gateway {
         &self.config
     }
 
-    pub fn channel(&self) -> &Channel {
-        &self.channel
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// The next upstream channel, or 503 while no upstream address is known.
+    pub fn channel(&self) -> Result<tonic::transport::Channel, GatewayError> {
+        self.upstream.pick().ok_or_else(|| {
+            GatewayError::upstream_unavailable(format!(
+                "{} resolves to no address yet",
+                self.config.upstream.url
+            ))
+        })
     }
 
     pub fn start_draining(&self) {
@@ -146,7 +162,7 @@ async fn transcode(
     )?;
 
     let call = UnaryCall {
-        channel: gateway.channel.clone(),
+        channel: gateway.channel()?,
         grpc_path: route.method.grpc_path,
         request,
         metadata,

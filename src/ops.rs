@@ -48,7 +48,7 @@ async fn ready(gateway: &Gateway) -> Result<(), GatewayError> {
     }
     match &gateway.config().upstream.readiness {
         Readiness::GrpcHealth(service) => {
-            let mut client = HealthClient::new(gateway.channel().clone());
+            let mut client = HealthClient::new(gateway.channel()?);
             let mut request = tonic::Request::new(HealthCheckRequest {
                 service: service.clone(),
             });
@@ -70,7 +70,7 @@ async fn ready(gateway: &Gateway) -> Result<(), GatewayError> {
                 GatewayError::internal(format!("readiness method {name} is not in the method table"))
             })?;
             let call = UnaryCall {
-                channel: gateway.channel().clone(),
+                channel: gateway.channel()?,
                 grpc_path: entry.grpc_path,
                 request: serde_json::json!({}),
                 metadata: Default::default(),

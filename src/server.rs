@@ -42,6 +42,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartupError> {
     let gateway = Arc::new(Gateway::new(config).map_err(StartupError)?);
+    serve_gateway(listener, gateway, shutdown).await
+}
+
+/// Serves an already built gateway; `serve` without the validation step.
+pub async fn serve_gateway(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartupError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartupError(format!("listener: {e}")))?;

@@ -1,23 +1,181 @@
-//! The upstream channel: the only place that knows the upstream's address. Builds one lazily
-//! connecting tonic `Channel`, so the gateway starts and serves while the upstream is down
-//! and connects once it is up, with a connect timeout (tonic has none by default) and an
-//! HTTP/2 keepalive that stays within grpcio's default ping policy (one ping per 5 minutes
-//! without data; faster pings earn a GOAWAY `too_many_pings`).
+//! The upstream: the only place that knows its address. One lazily connecting tonic `Channel`
+//! per resolved address, picked round-robin, so that `docker compose --scale users=3` (one
+//! DNS name, several addresses) spreads calls over every replica. A hostname is resolved
+//! again every `upstream.resolve_interval`; channels of addresses that stay are kept (with
+//! their HTTP/2 connections), new addresses get a channel, gone ones are dropped. An IP
+//! literal is used as it is, with no resolving.
+//!
+//! Each channel connects lazily, so the gateway starts and serves while the upstream is down
+//! and connects once it is up; it has a connect timeout (tonic has none by default) and an
+//! HTTP/2 keepalive within grpcio's default ping policy (one ping per 5 minutes without
+//! data; faster pings earn a GOAWAY `too_many_pings`).
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures_util::future::BoxFuture;
+use http::Uri;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::UpstreamConfig;
 
-/// Builds the lazily connecting channel for `config`.
-pub fn channel(config: &UpstreamConfig) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(config.url.to_string())
-        .map_err(|e| format!("upstream.url {}: {e}", config.url))?
-        .connect_timeout(config.connect_timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(config.keepalive_interval)
-        .keep_alive_timeout(config.keepalive_timeout)
-        .keep_alive_while_idle(false)
-        .user_agent(concat!("protogate/", env!("CARGO_PKG_VERSION")))
-        .map_err(|e| format!("user agent: {e}"))?;
-    Ok(endpoint.connect_lazy())
+/// Resolves the upstream's host to addresses; replaced in tests.
+pub trait Resolve: Send + Sync + 'static {
+    fn resolve(&self) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>>;
+}
+
+/// The system resolver (`getaddrinfo` through tokio).
+struct DnsResolver {
+    host_port: String,
+}
+
+impl Resolve for DnsResolver {
+    fn resolve(&self) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> {
+        let host_port = self.host_port.clone();
+        Box::pin(async move { Ok(tokio::net::lookup_host(host_port).await?.collect()) })
+    }
+}
+
+/// The set of upstream channels and the round-robin cursor.
+pub struct Upstream {
+    backends: RwLock<Arc<Vec<(SocketAddr, Channel)>>>,
+    next: AtomicUsize,
+    config: UpstreamConfig,
+}
+
+impl Upstream {
+    /// Builds the upstream for `config`. Must run inside a tokio runtime: for a hostname it
+    /// spawns the re-resolving task, which stops when the `Upstream` is dropped.
+    pub fn new(config: &UpstreamConfig) -> Result<Arc<Upstream>, String> {
+        let host = config
+            .url
+            .host()
+            .unwrap_or_default()
+            .trim_matches(|c| c == '[' || c == ']');
+        let port = config.url.port_u16().unwrap_or(80);
+        let upstream = Arc::new(Upstream {
+            backends: RwLock::new(Arc::new(Vec::new())),
+            next: AtomicUsize::new(0),
+            config: config.clone(),
+        });
+        match host.parse::<IpAddr>() {
+            Ok(ip) => {
+                let addr = SocketAddr::new(ip, port);
+                upstream.replace(vec![(addr, upstream.endpoint(addr)?.connect_lazy())]);
+            }
+            Err(_) => Self::keep_resolving(
+                &upstream,
+                Arc::new(DnsResolver {
+                    host_port: format!("{host}:{port}"),
+                }),
+            ),
+        }
+        Ok(upstream)
+    }
+
+    /// Builds an upstream whose addresses come from `resolver` (tests).
+    pub fn with_resolver(config: &UpstreamConfig, resolver: Arc<dyn Resolve>) -> Arc<Upstream> {
+        let upstream = Arc::new(Upstream {
+            backends: RwLock::new(Arc::new(Vec::new())),
+            next: AtomicUsize::new(0),
+            config: config.clone(),
+        });
+        Self::keep_resolving(&upstream, resolver);
+        upstream
+    }
+
+    /// The next channel, round-robin; `None` while no address is known.
+    pub fn pick(&self) -> Option<Channel> {
+        let backends = self.snapshot();
+        if backends.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % backends.len();
+        Some(backends[i].1.clone())
+    }
+
+    /// The addresses currently in rotation.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.snapshot().iter().map(|(a, _)| *a).collect()
+    }
+
+    fn snapshot(&self) -> Arc<Vec<(SocketAddr, Channel)>> {
+        match self.backends.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace(&self, backends: Vec<(SocketAddr, Channel)>) {
+        let mut guard = match self.backends.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(backends);
+    }
+
+    fn endpoint(&self, addr: SocketAddr) -> Result<Endpoint, String> {
+        let c = &self.config;
+        let uri = format!("http://{addr}");
+        let origin: Uri = c.url.clone();
+        Endpoint::from_shared(uri)
+            .map_err(|e| format!("upstream address {addr}: {e}"))?
+            // Keep the configured host as :authority, as a client of the name would send.
+            .origin(origin)
+            .connect_timeout(c.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(c.keepalive_interval)
+            .keep_alive_timeout(c.keepalive_timeout)
+            .keep_alive_while_idle(false)
+            .user_agent(concat!("protogate/", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| format!("user agent: {e}"))
+    }
+
+    /// Resolves now and then every `resolve_interval`, for as long as the upstream lives.
+    fn keep_resolving(upstream: &Arc<Upstream>, resolver: Arc<dyn Resolve>) {
+        let weak = Arc::downgrade(upstream);
+        let interval = upstream.config.resolve_interval;
+        tokio::spawn(async move {
+            loop {
+                let result = resolver.resolve().await;
+                let Some(upstream) = weak.upgrade() else { return };
+                upstream.apply(result);
+                drop(upstream);
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+
+    /// Applies one resolution: keeps channels of surviving addresses, adds new ones.
+    fn apply(&self, result: std::io::Result<Vec<SocketAddr>>) {
+        let mut addrs = match result {
+            Ok(addrs) => addrs,
+            Err(err) => {
+                // Keep what we had: a DNS hiccup must not empty a working rotation.
+                tracing::warn!(upstream = %self.config.url, error = %err, "upstream name did not resolve");
+                return;
+            }
+        };
+        addrs.sort();
+        addrs.dedup();
+        let current = self.snapshot();
+        if current.iter().map(|(a, _)| *a).eq(addrs.iter().copied()) {
+            return;
+        }
+        let mut next = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            if let Some((_, channel)) = current.iter().find(|(a, _)| *a == addr) {
+                next.push((addr, channel.clone()));
+            } else {
+                match self.endpoint(addr) {
+                    Ok(endpoint) => next.push((addr, endpoint.connect_lazy())),
+                    Err(err) => tracing::warn!(%addr, error = err, "skipping upstream address"),
+                }
+            }
+        }
+        let listed: Vec<String> = next.iter().map(|(a, _)| a.to_string()).collect();
+        tracing::info!(upstream = %self.config.url, addresses = ?listed, "upstream addresses changed");
+        self.replace(next);
+    }
 }
