@@ -140,6 +140,9 @@ struct RawRule {
     body: String,
     #[serde(default)]
     query_aliases: BTreeMap<String, String>,
+    #[serde(default)]
+    response_body: String,
+    success_status: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,6 +298,8 @@ impl RawRule {
             template,
             body: self.body,
             query_aliases: self.query_aliases.into_iter().collect(),
+            response_body: self.response_body,
+            success_status: self.success_status,
             origin,
         })
     }

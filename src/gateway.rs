@@ -170,12 +170,29 @@ async fn transcode(
     };
     let reply = (route.method.call)(call).await?;
 
-    let mut response = Response::new(Body::from(reply.json));
+    let body = match (&route.response_body, route.success_status) {
+        (_, StatusCode::NO_CONTENT) => Body::empty(),
+        (Some(field), _) => Body::from(select_field(&reply.json, field)?),
+        (None, _) => Body::from(reply.json),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = route.success_status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if route.success_status != StatusCode::NO_CONTENT {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
     metadata::to_http(&reply.metadata, headers);
-    *response.status_mut() = StatusCode::OK;
     Ok(response)
+}
+
+/// `response_body`: the one reply field the route answers with. pbjson emits every field,
+/// so it is always present.
+fn select_field(json: &[u8], field: &str) -> Result<Vec<u8>, GatewayError> {
+    let mut reply: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(json)
+        .map_err(|e| GatewayError::internal(format!("reply JSON does not parse back: {e}")))?;
+    let value = reply.remove(field).unwrap_or(serde_json::Value::Null);
+    serde_json::to_vec(&value)
+        .map_err(|e| GatewayError::internal(format!("reply field does not serialize: {e}")))
 }
 
 /// Reads the whole body, refusing more than `limit` bytes whether or not `Content-Length`

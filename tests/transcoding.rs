@@ -246,3 +246,59 @@ async fn unbound_methods_can_be_disabled() {
     );
     assert!(upstream.calls().is_empty());
 }
+
+/// Config rules can answer with one reply field, and with 201 or 204 instead of 200.
+#[tokio::test]
+async fn response_body_and_success_status() {
+    let upstream = RecordingUpstream::start(|call| {
+        if call.path == "/MyService/User" {
+            Reply::message(&users_reply())
+        } else {
+            Reply::message(&())
+        }
+    })
+    .await;
+    let rules = r#"
+[[rules]]
+selector = "MyService.User"
+get = "/users/data"
+response_body = "data"
+query_aliases = { ids = "userIDs" }
+
+[[rules]]
+selector = "MyService.User"
+post = "/users:lookup"
+body = "*"
+success_status = 201
+
+[[rules]]
+selector = "MyService.Health"
+delete = "/health"
+success_status = 204
+"#;
+    let gateway = TestGateway::start(upstream.addr, rules).await;
+    let reply = send(
+        Method::GET,
+        &gateway.url("/users/data?ids=1,2"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    reply.assert_json(200, users_json()["data"].clone());
+
+    let reply = send(
+        Method::POST,
+        &gateway.url("/users:lookup"),
+        &[("content-type", "application/json")],
+        r#"{"userIDs":[1]}"#,
+    )
+    .await;
+    reply.assert_json(201, users_json());
+
+    let reply = send(Method::DELETE, &gateway.url("/health"), &[], Bytes::new()).await;
+    assert_eq!(reply.status, 204);
+    assert!(reply.body.is_empty());
+    assert_eq!(reply.header("content-type"), None);
+    let paths: Vec<String> = upstream.calls().iter().map(|c| c.path.clone()).collect();
+    assert_eq!(paths, ["/MyService/User", "/MyService/User", "/MyService/Health"]);
+}

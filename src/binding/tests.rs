@@ -17,6 +17,7 @@ fn table(body: &str, method: Method, template: &str) -> crate::routing::RouteTab
             vec![("ids".into(), "userIDs".into())]
         },
         origin: "test rule".into(),
+        ..RuleSpec::default()
     };
     build_table(&crate::descriptors::load().expect("descriptors"), &[spec], false).expect("valid rule")
 }

@@ -40,6 +40,10 @@ pub struct Route {
     pub body: BodyRule,
     /// Extra query parameter names (`ids` → `userIDs`).
     pub query_aliases: HashMap<String, FieldPath>,
+    /// Answer with only this reply field (its json name), as google.api.http `response_body`.
+    pub response_body: Option<String>,
+    /// 200, or what a config rule set (201; 204 answers with no body).
+    pub success_status: http::StatusCode,
     /// Where the route was declared, for errors and logs.
     pub origin: String,
 }

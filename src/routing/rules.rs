@@ -14,7 +14,7 @@ use crate::binding::field_path::FieldPath;
 use crate::methods;
 
 /// One rule before validation, whatever its source.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RuleSpec {
     /// The method's full name, `MyService.User`.
     pub selector: String,
@@ -24,6 +24,10 @@ pub struct RuleSpec {
     pub body: String,
     /// Query parameter alias → dotted field path.
     pub query_aliases: Vec<(String, String)>,
+    /// `""` for the whole reply, or a top-level reply field to answer with instead.
+    pub response_body: String,
+    /// The HTTP status of a successful call (200 unless a config rule says otherwise).
+    pub success_status: Option<u16>,
     /// Human-readable origin, such as `config rule 2` or `annotation on MyService.User`.
     pub origin: String,
 }
@@ -44,8 +48,8 @@ pub fn build_table(
                 http_method: Method::POST,
                 template: entry.grpc_path.to_string(),
                 body: "*".to_string(),
-                query_aliases: Vec::new(),
                 origin: format!("unbound method {}", entry.full_name),
+                ..RuleSpec::default()
             });
         }
     }
@@ -136,7 +140,36 @@ fn build_route(pool: &DescriptorPool, spec: &RuleSpec) -> Result<Route, String> 
         query_aliases.insert(alias.clone(), path);
     }
 
+    let response_body = match spec.response_body.as_str() {
+        "" => None,
+        field => {
+            let output = method.output();
+            let found = output
+                .get_field_by_json_name(field)
+                .or_else(|| output.get_field_by_name(field));
+            let field = found.ok_or_else(|| {
+                format!(
+                    "response_body: reply {} has no field {field:?}",
+                    output.full_name()
+                )
+            })?;
+            Some(field.json_name().to_string())
+        }
+    };
+    let success_status = match spec.success_status {
+        None => http::StatusCode::OK,
+        Some(code @ 200..=299) => {
+            http::StatusCode::from_u16(code).map_err(|_| format!("success_status {code} is not a status"))?
+        }
+        Some(code) => return Err(format!("success_status {code} is not a 2xx status")),
+    };
+    if success_status == http::StatusCode::NO_CONTENT && response_body.is_some() {
+        return Err("success_status 204 sends no body, so response_body cannot apply".to_string());
+    }
+
     Ok(Route {
+        response_body,
+        success_status,
         http_method: spec.http_method.clone(),
         template,
         method: entry,
@@ -230,8 +263,9 @@ fn push_http_rule(
         http_method,
         template,
         body: string_field(rule, "body"),
-        query_aliases: Vec::new(),
+        response_body: string_field(rule, "response_body"),
         origin: origin.to_string(),
+        ..RuleSpec::default()
     });
     Ok(())
 }

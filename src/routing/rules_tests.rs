@@ -18,6 +18,7 @@ fn rule(selector: &str, method: Method, template: &str, body: &str, aliases: &[(
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect(),
         origin: "config rule 1".to_string(),
+        ..RuleSpec::default()
     }
 }
 
@@ -104,6 +105,19 @@ fn bad_rules_fail_with_their_name() {
             "can never apply",
         ),
     ];
+    let with = |response_body: &str, status: Option<u16>| RuleSpec {
+        response_body: response_body.to_string(),
+        success_status: status,
+        ..rule("MyService.User", Method::POST, "/users", "*", &[])
+    };
+    let cases = cases.into_iter().chain([
+        (
+            with("nope", None),
+            "response_body: reply UserReply has no field \"nope\"",
+        ),
+        (with("", Some(302)), "success_status 302 is not a 2xx status"),
+        (with("data", Some(204)), "response_body cannot apply"),
+    ]);
     for (spec, want) in cases {
         let err = build_table(&pool(), std::slice::from_ref(&spec), false).expect_err(want);
         assert!(err.contains(want), "got {err:?}, want {want:?}");
