@@ -51,7 +51,19 @@ pub enum Readiness {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub max_body_bytes: usize,
+    /// Time for the whole request body to arrive; slower bodies get 408.
+    pub body_timeout: Duration,
     pub header_read_timeout: Duration,
+    /// Total size of the request headers (names and values); more gets 431.
+    pub max_header_bytes: usize,
+    /// Number of request headers; more gets 431.
+    pub max_headers: usize,
+    /// Length of the request target (path and query); longer gets 414.
+    pub max_uri_bytes: usize,
+    /// Requests in flight at once; the excess gets 503 with Retry-After at once.
+    pub max_concurrent_requests: usize,
+    /// HTTP/2 streams per connection.
+    pub http2_max_concurrent_streams: u32,
     pub drain_timeout: Duration,
 }
 
@@ -113,7 +125,13 @@ struct RawUpstream {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     max_body_bytes: Option<usize>,
+    body_timeout: Option<String>,
     header_read_timeout: Option<String>,
+    max_header_bytes: Option<usize>,
+    max_headers: Option<usize>,
+    max_uri_bytes: Option<usize>,
+    max_concurrent_requests: Option<usize>,
+    http2_max_concurrent_streams: Option<u32>,
     drain_timeout: Option<String>,
 }
 
@@ -218,7 +236,19 @@ impl RawConfig {
         let s = self.server;
         let server = ServerConfig {
             max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
+            body_timeout: duration("server.body_timeout", s.body_timeout, "10s")?,
             header_read_timeout: duration("server.header_read_timeout", s.header_read_timeout, "10s")?,
+            max_header_bytes: positive("server.max_header_bytes", s.max_header_bytes.unwrap_or(32 * 1024))?,
+            max_headers: positive("server.max_headers", s.max_headers.unwrap_or(100))?,
+            max_uri_bytes: positive("server.max_uri_bytes", s.max_uri_bytes.unwrap_or(8 * 1024))?,
+            max_concurrent_requests: positive(
+                "server.max_concurrent_requests",
+                s.max_concurrent_requests.unwrap_or(1024),
+            )?,
+            http2_max_concurrent_streams: positive(
+                "server.http2_max_concurrent_streams",
+                s.http2_max_concurrent_streams.unwrap_or(100) as usize,
+            )? as u32,
             drain_timeout: duration("server.drain_timeout", s.drain_timeout, "20s")?,
         };
         let t = self.transcoding;
@@ -340,6 +370,13 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "h" => n.checked_mul(3600).map(Duration::from_secs),
         _ => None,
     }
+}
+
+fn positive(key: &str, value: usize) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError(format!("{key} must be at least 1")));
+    }
+    Ok(value)
 }
 
 fn duration(key: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {

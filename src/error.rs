@@ -101,6 +101,34 @@ impl GatewayError {
         .with_http(StatusCode::PAYLOAD_TOO_LARGE)
     }
 
+    /// The request body did not arrive within the body timeout.
+    pub fn body_timeout(after: std::time::Duration) -> Self {
+        Self::new(
+            Code::DeadlineExceeded,
+            Fault::Client,
+            format!("request body did not arrive within {}ms", after.as_millis()),
+        )
+        .with_http(StatusCode::REQUEST_TIMEOUT)
+    }
+
+    /// The request head is over a limit: 431 for headers, 414 for the target.
+    pub fn head_too_large(http: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(Code::InvalidArgument, Fault::Client, message).with_http(http)
+    }
+
+    /// Too many requests in flight: shed at once, and tell the client when to retry.
+    pub fn overloaded(limit: usize) -> Self {
+        let mut err = Self::new(
+            Code::Unavailable,
+            Fault::Gateway,
+            format!("overloaded: {limit} requests already in flight; retry shortly"),
+        );
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        err.headers = Some(Box::new(headers));
+        err
+    }
+
     /// The request body has a media type the gateway does not decode.
     pub fn unsupported_media_type(content_type: &str) -> Self {
         Self::new(

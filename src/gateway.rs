@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use crate::admission::{self, Admission};
 use crate::binding::{self, body};
 use crate::config::Config;
 use crate::error::{ErrorCode, GatewayError};
@@ -28,6 +29,7 @@ pub struct Gateway {
     upstream: Arc<Upstream>,
     config: Config,
     draining: AtomicBool,
+    admission: Admission,
 }
 
 impl Gateway {
@@ -42,11 +44,13 @@ impl Gateway {
     pub fn with_upstream(config: Config, upstream: Arc<Upstream>) -> Result<Gateway, String> {
         let pool = descriptors::load()?;
         let routes = routing::build_table(&pool, &config.rules, config.transcoding.unbound_methods)?;
+        let admission = Admission::new(config.server.max_concurrent_requests);
         Ok(Gateway {
             routes,
             upstream,
             config,
             draining: AtomicBool::new(false),
+            admission,
         })
     }
 
@@ -92,15 +96,18 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
         .unwrap_or_default()
         .to_string();
     let path = request.uri().path().to_string();
-    let (route, response) = match ops::answer(&gateway, &method, &path).await {
-        Some(answer) => (path, answer),
-        None => {
-            let mut label = String::from("(unmatched)");
-            let response = transcode(&gateway, request, &mut label)
-                .await
-                .unwrap_or_else(IntoResponse::into_response);
-            (label, response)
-        }
+    let (route, response) = if let Err(err) = admission::check_head(&gateway.config.server, &request) {
+        ("(rejected)".to_string(), err.into_response())
+    } else if let Some(answer) = ops::answer(&gateway, &method, &path).await {
+        // Probes are never shed: an overloaded gateway is still alive.
+        (path, answer)
+    } else {
+        let mut label = String::from("(unmatched)");
+        let response = match gateway.admission.admit() {
+            Ok(_permit) => transcode(&gateway, request, &mut label).await,
+            Err(shed) => Err(shed),
+        };
+        (label, response.unwrap_or_else(IntoResponse::into_response))
     };
     let status = response.status().as_u16();
     let grpc_code = response.extensions().get::<ErrorCode>().map_or(0, |c| c.0 as i32);
@@ -140,6 +147,7 @@ async fn transcode(
         body,
         parts.headers.get(header::CONTENT_LENGTH),
         config.server.max_body_bytes,
+        config.server.body_timeout,
     )
     .await?;
     let body = if bytes.is_empty() {
@@ -197,14 +205,22 @@ fn select_field(json: &[u8], field: &str) -> Result<Vec<u8>, GatewayError> {
 
 /// Reads the whole body, refusing more than `limit` bytes whether or not `Content-Length`
 /// declared them.
-async fn read_body(body: Body, declared: Option<&HeaderValue>, limit: usize) -> Result<Bytes, GatewayError> {
+async fn read_body(
+    body: Body,
+    declared: Option<&HeaderValue>,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, GatewayError> {
     let declared = declared
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::body_too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| GatewayError::body_timeout(timeout))?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<LengthLimitError>() => Err(GatewayError::body_too_large(limit)),
         Err(err) => Err(GatewayError::bad_request(format!(

@@ -7,6 +7,7 @@
 //! become responses). `config` parses and validates settings; `upstream` owns the channel;
 //! `pb`, `methods` and `descriptors` hold what `build.rs` generated.
 
+pub mod admission;
 pub mod binding;
 pub mod config;
 pub mod descriptors;

@@ -77,14 +77,21 @@ fn panic_response() -> Response {
 async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()> + Send) {
     let router = app(gateway.clone());
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    let limits = &gateway.config().server;
+    // hyper's own limits sit above ours, so a client over ours gets admission.rs's JSON
+    // answer; only a head beyond these gets hyper's bare 431.
+    let head_buffer = (limits.max_header_bytes + limits.max_uri_bytes + 16 * 1024).max(8 * 1024);
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(gateway.config().server.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(head_buffer)
+        .max_headers(limits.max_headers + 100);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(100);
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(head_buffer).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

@@ -1,0 +1,150 @@
+//! Connection and request limits, each answered as google.rpc.Status JSON: a slowloris client
+//! is cut off without hurting others, oversized heads get 431/414, a slow body gets 408, and
+//! requests over the concurrency limit are shed at once with 503 and Retry-After.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use protogate::pb::protogate_unpackaged::UserReply;
+use support::gateway::TestGateway;
+use support::http::{get, send};
+use support::upstream::{RecordingUpstream, Reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn ok() -> Reply {
+    Reply::message(&UserReply {
+        message: "success".into(),
+        data: vec![],
+    })
+}
+
+/// Reads until EOF (or 5 s) and returns what arrived.
+async fn read_all(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn slowloris_connection_is_closed_and_others_are_served() {
+    let upstream = RecordingUpstream::start(|_| ok()).await;
+    let gateway = TestGateway::start(upstream.addr, "[server]\nheader_read_timeout = \"300ms\"").await;
+    let mut slow = TcpStream::connect(gateway.addr).await.expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Trickle: 1")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    // Meanwhile a normal client is served.
+    assert_eq!(get(&gateway.url("/healthz")).await.status, 200);
+    let answer = read_all(&mut slow).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "slow connection held for {took:?}");
+    assert!(
+        !answer.contains("200 OK"),
+        "the trickled request must not be served: {answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_heads_get_json_431_and_414() {
+    let upstream = RecordingUpstream::start(|_| ok()).await;
+    let gateway = TestGateway::start(upstream.addr, "").await;
+    let many: Vec<(String, String)> = (0..150).map(|i| (format!("x-h{i}"), "v".to_string())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let reply = send(Method::GET, &gateway.url("/users"), &many, Bytes::new()).await;
+    assert_eq!(reply.status, 431);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the limit is 100")),
+        "{}",
+        reply.json()
+    );
+
+    let big = "a".repeat(40 * 1024);
+    let reply = send(
+        Method::GET,
+        &gateway.url("/users"),
+        &[("x-big", &big)],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(reply.status, 431);
+    assert_eq!(reply.json()["code"], 3);
+
+    let long = format!("/users?ids={}", "1,".repeat(5000));
+    let reply = get(&gateway.url(&long)).await;
+    assert_eq!(reply.status, 414);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert!(upstream.calls().is_empty());
+}
+
+#[tokio::test]
+async fn slow_body_gets_408() {
+    let upstream = RecordingUpstream::start(|_| ok()).await;
+    let gateway = TestGateway::start(upstream.addr, "[server]\nbody_timeout = \"300ms\"").await;
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    let head = "POST /MyService/User HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"userIDs\":";
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let started = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf))
+        .await
+        .expect("answered")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("content-type: application/json"), "{answer}");
+    assert!(
+        answer.contains("\"code\":4") && answer.contains("did not arrive within 300ms"),
+        "{answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(upstream.calls().is_empty());
+}
+
+#[tokio::test]
+async fn excess_requests_are_shed_with_retry_after() {
+    let upstream = RecordingUpstream::start(|_| ok().after(Duration::from_millis(800))).await;
+    let gateway = TestGateway::start(upstream.addr, "[server]\nmax_concurrent_requests = 2").await;
+    let url = gateway.url("/users?ids=1");
+    let slow: Vec<_> = (0..2).map(|_| tokio::spawn(get_owned(url.clone()))).collect();
+    // Wait until both slow calls hold their permits (the upstream has them).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while upstream.calls().len() < 2 {
+        assert!(Instant::now() < deadline, "slow calls never reached the upstream");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    for _ in 0..3 {
+        let reply = get(&url).await;
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert_eq!(reply.json()["code"], 14);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "shedding must not wait: {:?}",
+        started.elapsed()
+    );
+    // Probes are never shed.
+    assert_eq!(get(&gateway.url("/healthz")).await.status, 200);
+    for task in slow {
+        assert_eq!(task.await.expect("no panic"), 200, "accepted requests finish");
+    }
+    assert_eq!(
+        upstream.calls().len(),
+        2,
+        "shed requests never reached the upstream"
+    );
+    assert_eq!(get(&url).await.status, 200, "capacity is back");
+}
+
+async fn get_owned(url: String) -> u16 {
+    get(&url).await.status.as_u16()
+}
