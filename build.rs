@@ -30,6 +30,10 @@ fn main() -> BuildResult<()> {
 
     let mut files = Vec::new();
     collect_protos(Path::new("proto"), Path::new("proto"), &mut files)?;
+    // proto/testdata is for the tests only (cargo feature `test-protos`).
+    if std::env::var_os("CARGO_FEATURE_TEST_PROTOS").is_none() {
+        files.retain(|f| !f.starts_with("testdata/"));
+    }
     files.sort();
     let wanted: Vec<&String> = files
         .iter()
@@ -255,18 +259,24 @@ fn method_table(
             };
             for method in &service.method {
                 let full_name = format!("{service_name}.{}", method.name());
-                if method.client_streaming() || method.server_streaming() {
-                    // Streaming arrives with its own forwarding path; until then the method
-                    // stays out of the table, and routes naming it fail validation loudly.
-                    println!("cargo:warning=protogate: streaming method {full_name} is not served yet");
+                if method.client_streaming() {
+                    // HTTP/JSON has no way to stream a request body message by message; the
+                    // method stays out of the table, and routes naming it fail validation.
+                    println!("cargo:warning=protogate: client-streaming method {full_name} is not served");
                     continue;
                 }
                 let input = rust_type(&renamer.codegen_name(method.input_type()), types)?;
                 let output = rust_type(&renamer.codegen_name(method.output_type()), types)?;
+                let call = if method.server_streaming() {
+                    format!(
+                        "MethodCall::ServerStreaming(crate::stream::server_streaming::<{input}, {output}>)"
+                    )
+                } else {
+                    format!("MethodCall::Unary(crate::forward::unary::<{input}, {output}>)")
+                };
                 let _ = writeln!(
                     out,
-                    "    MethodEntry {{ full_name: {full_name:?}, grpc_path: {path:?}, kind: MethodKind::Unary, \
-                     call: crate::forward::unary::<{input}, {output}> }},",
+                    "    MethodEntry {{ full_name: {full_name:?}, grpc_path: {path:?}, call: {call} }},",
                     path = format!("/{service_name}/{}", method.name()),
                 );
             }

@@ -34,6 +34,9 @@ pub struct GatewayError {
     details: Vec<Value>,
     fault: Fault,
     allow: Option<HeaderValue>,
+    /// True when the call provably never left the gateway (no connection), so a retry
+    /// cannot duplicate work.
+    never_sent: bool,
     /// Upstream metadata that came with a failed call, returned as `Grpc-Metadata-*`.
     headers: Option<Box<http::HeaderMap>>,
 }
@@ -48,6 +51,7 @@ impl GatewayError {
             fault,
             allow: None,
             headers: None,
+            never_sent: false,
         }
     }
 
@@ -146,6 +150,17 @@ impl GatewayError {
             Fault::Upstream,
             format!("upstream unavailable: {cause}"),
         )
+    }
+
+    /// No connection to the upstream could be made: the request never left.
+    pub fn connect_failed(cause: impl std::fmt::Display) -> Self {
+        let mut err = Self::upstream_unavailable(cause);
+        err.never_sent = true;
+        err
+    }
+
+    pub fn never_sent(&self) -> bool {
+        self.never_sent
     }
 
     /// The call did not finish within its deadline.

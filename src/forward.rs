@@ -19,7 +19,7 @@ pub struct UnaryCall {
     pub channel: Channel,
     pub grpc_path: &'static str,
     /// The request as one JSON object (path variables, query and body merged).
-    pub request: serde_json::Value,
+    pub request: std::sync::Arc<serde_json::Value>,
     pub metadata: MetadataMap,
     pub timeout: Duration,
 }
@@ -41,13 +41,7 @@ where
     O: prost::Message + Default + Serialize + Send + Sync + 'static,
 {
     Box::pin(async move {
-        // Decoding happens before any I/O: a request that does not fit the message type never
-        // reaches the upstream.
-        let message = I::deserialize(call.request).map_err(|e| body_error(&e))?;
-        let mut request = tonic::Request::new(message);
-        *request.metadata_mut() = call.metadata;
-        // Sends `grpc-timeout` so the upstream can give up too.
-        request.set_timeout(call.timeout);
+        let request = typed_request::<I>(&call.request, call.metadata, call.timeout)?;
         let path = PathAndQuery::from_static(call.grpc_path);
         let mut grpc = tonic::client::Grpc::new(call.channel);
         let exchange = async move {
@@ -65,6 +59,21 @@ where
         })?;
         Ok(UnaryReply { json, metadata })
     })
+}
+
+/// The bound JSON as a typed tonic request with its metadata and `grpc-timeout` (so the
+/// upstream can give up too). Decoding happens before any I/O: a request that does not fit
+/// the message type never reaches the upstream.
+pub(crate) fn typed_request<I: DeserializeOwned>(
+    json: &serde_json::Value,
+    metadata: MetadataMap,
+    timeout: Duration,
+) -> Result<tonic::Request<I>, GatewayError> {
+    let message = I::deserialize(json).map_err(|e| body_error(&e))?;
+    let mut request = tonic::Request::new(message);
+    *request.metadata_mut() = metadata;
+    request.set_timeout(timeout);
+    Ok(request)
 }
 
 /// A pbjson decoding failure of the merged request object, reported against the field that
@@ -90,7 +99,7 @@ pub fn classify(status: &tonic::Status, timeout: Duration) -> GatewayError {
             .collect::<Vec<_>>()
             .join(": ");
         tracing::warn!(error = %connect, cause, "upstream connect failed");
-        return GatewayError::upstream_unavailable(connect);
+        return GatewayError::connect_failed(connect);
     }
     if source_of::<tonic::TimeoutExpired>(status).is_some() {
         return GatewayError::deadline_exceeded(timeout);

@@ -121,3 +121,44 @@ async fn calls_spread_over_replicas_and_follow_the_name() {
     let _ = stop.send(());
     server.await.expect("no panic").expect("served");
 }
+
+/// A replica that refuses connections costs no request: the call never left, so it is
+/// retried once on the next address, whatever the method.
+#[tokio::test]
+async fn refused_connection_is_retried_on_the_next_replica() {
+    let live = RecordingUpstream::start(|_| Reply::message(&UserReply::default())).await;
+    let dead = RecordingUpstream::start(|_| Reply::message(&UserReply::default())).await;
+    let dead_addr = dead.addr;
+    dead.kill().await;
+    let text = format!(
+        "[upstream]\nresolve_interval = \"1h\"\n{}",
+        support::gateway::SEED_RULES
+    );
+    let overrides = Overrides {
+        upstream: Some("http://users.internal:50051".into()),
+        ..Default::default()
+    };
+    let config = Config::from_toml(&text, &overrides).expect("valid");
+    let resolver = Scripted(
+        Arc::new(Mutex::new(Ok(vec![dead_addr, live.addr]))),
+        Arc::default(),
+    );
+    let upstream = Upstream::with_resolver(&config.upstream, Arc::new(resolver));
+    let gateway = Arc::new(Gateway::with_upstream(config, upstream).expect("valid"));
+    until("two addresses", || gateway.upstream().addresses().len() == 2).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/MyService/User", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(protogate::server::serve_gateway(listener, gateway, async move {
+        let _ = stopped.await;
+    }));
+    for _ in 0..6 {
+        assert_eq!(
+            support::http::post_json(&url, "{\"userIDs\":[1]}").await.status,
+            200
+        );
+    }
+    assert_eq!(live.calls().len(), 6);
+    let _ = stop.send(());
+    server.await.expect("no panic").expect("served");
+}

@@ -272,3 +272,40 @@ async fn gateway_recovers_when_upstream_comes_back() {
     }
     assert!(!upstream.calls().is_empty());
 }
+
+/// One retry for a GET the upstream answered UNAVAILABLE; never for a POST that was sent.
+#[tokio::test]
+async fn unavailable_get_is_retried_once_post_never() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    let upstream = RecordingUpstream::start(move |_| {
+        // Every odd call fails: the first attempt of each request.
+        if counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            .is_multiple_of(2)
+        {
+            Reply::status(Status::unavailable("warming up"))
+        } else {
+            ok_reply()
+        }
+    })
+    .await;
+    let gateway = TestGateway::start(upstream.addr, "").await;
+    let reply = get(&gateway.url("/users?ids=1")).await;
+    reply.assert_json(200, json!({"message":"success","data":[]}));
+    assert_eq!(upstream.calls().len(), 2, "one retry");
+
+    let reply = send(
+        Method::POST,
+        &gateway.url("/MyService/User"),
+        &[("content-type", "application/json")],
+        "{\"userIDs\":[1]}",
+    )
+    .await;
+    reply.assert_json(503, json!({"code":14,"message":"warming up","details":[]}));
+    assert_eq!(
+        upstream.calls().len(),
+        3,
+        "the POST reached the upstream once and was not retried"
+    );
+}

@@ -83,7 +83,7 @@ fn build_route(pool: &DescriptorPool, spec: &RuleSpec) -> Result<Route, String> 
         let streaming = lookup_method(pool, &spec.selector).is_some();
         return Err(if streaming {
             format!(
-                "method {} streams, and streaming methods are not served yet",
+                "method {} streams its requests, which HTTP/JSON cannot carry",
                 spec.selector
             )
         } else {
@@ -118,9 +118,8 @@ fn build_route(pool: &DescriptorPool, spec: &RuleSpec) -> Result<Route, String> 
         "*" => BodyRule::Whole,
         field => {
             let path = FieldPath::resolve(&input, &[field])?;
-            if path_fields.iter().any(|p| p.overlaps(&path)) {
-                return Err(format!("body field {field} is also bound by the path"));
-            }
+            // A path variable inside the body field (`{book.name}` with body "book") is the
+            // canonical update form: the path value is merged into the body.
             BodyRule::Field(path)
         }
     };
@@ -163,6 +162,9 @@ fn build_route(pool: &DescriptorPool, spec: &RuleSpec) -> Result<Route, String> 
         }
         Some(code) => return Err(format!("success_status {code} is not a 2xx status")),
     };
+    if entry.is_streaming() && (response_body.is_some() || spec.success_status.is_some()) {
+        return Err("response_body and success_status do not apply to a streaming method".to_string());
+    }
     if success_status == http::StatusCode::NO_CONTENT && response_body.is_some() {
         return Err("success_status 204 sends no body, so response_body cannot apply".to_string());
     }
@@ -202,7 +204,7 @@ fn annotation_rules(pool: &DescriptorPool) -> Result<Vec<RuleSpec>, String> {
             }
             let selector = method.full_name().to_string();
             if methods::find(&selector).is_none() {
-                tracing::warn!(method = %selector, "google.api.http on a streaming method is not served yet");
+                tracing::warn!(method = %selector, "google.api.http on a client-streaming method is not served");
                 continue;
             }
             let origin = format!("annotation on {selector}");

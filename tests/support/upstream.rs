@@ -16,7 +16,6 @@ use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
-use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 /// One call as the upstream saw it.
@@ -45,6 +44,9 @@ pub struct Reply {
     pub delay: Duration,
     pub result: Result<Bytes, Status>,
     pub metadata: Vec<(&'static str, &'static str)>,
+    /// For server-streaming paths: the messages, the pause before each, and how it ends.
+    pub stream: Vec<Bytes>,
+    pub gap: Duration,
 }
 
 impl Reply {
@@ -53,15 +55,32 @@ impl Reply {
             delay: Duration::ZERO,
             result: Ok(message.encode_to_vec().into()),
             metadata: Vec::new(),
+            stream: Vec::new(),
+            gap: Duration::ZERO,
         }
     }
 
     pub fn status(status: Status) -> Reply {
         Reply {
-            delay: Duration::ZERO,
             result: Err(status),
-            metadata: Vec::new(),
+            ..Reply::message(&())
         }
+    }
+
+    /// A server stream of `messages`, `gap` apart, ending with OK.
+    pub fn stream<M: Message>(messages: &[M], gap: Duration) -> Reply {
+        let stream = messages.iter().map(|m| m.encode_to_vec().into()).collect();
+        Reply {
+            stream,
+            gap,
+            ..Reply::message(&())
+        }
+    }
+
+    /// Ends a stream with `status` after its messages.
+    pub fn then_fail(mut self, status: Status) -> Reply {
+        self.result = Err(status);
+        self
     }
 
     pub fn after(mut self, delay: Duration) -> Reply {
@@ -81,6 +100,7 @@ type Script = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
 pub struct RecordingUpstream {
     pub addr: SocketAddr,
     calls: Arc<Mutex<Vec<Recorded>>>,
+    cancelled: Arc<std::sync::atomic::AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -98,14 +118,18 @@ impl RecordingUpstream {
     pub fn serve(listener: tokio::net::TcpListener, script: Script) -> RecordingUpstream {
         let addr = listener.local_addr().expect("addr");
         let calls = Arc::new(Mutex::new(Vec::new()));
+        let cancelled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let service = Recorder {
             calls: calls.clone(),
             script,
+            cancelled: cancelled.clone(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // Every path goes to the recorder, whatever the service name.
+            let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(service));
             let _ = tonic::transport::Server::builder()
-                .add_service(service)
+                .add_routes(routes)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                     let _ = stopped.await;
                 })
@@ -114,6 +138,7 @@ impl RecordingUpstream {
         RecordingUpstream {
             addr,
             calls,
+            cancelled,
             stop: Some(stop),
             task: Some(task),
         }
@@ -122,6 +147,11 @@ impl RecordingUpstream {
     /// Every call received so far.
     pub fn calls(&self) -> Vec<Recorded> {
         self.calls.lock().expect("lock").clone()
+    }
+
+    /// How many server streams the client abandoned before they ended.
+    pub fn cancelled_streams(&self) -> usize {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The only call received; panics unless exactly one arrived.
@@ -159,10 +189,7 @@ impl Drop for RecordingUpstream {
 struct Recorder {
     calls: Arc<Mutex<Vec<Recorded>>>,
     script: Script,
-}
-
-impl NamedService for Recorder {
-    const NAME: &'static str = "MyService";
+    cancelled: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl<B> tower::Service<http::Request<B>> for Recorder
@@ -183,7 +210,20 @@ where
             path: request.uri().path().to_string(),
             recorder: self.clone(),
         };
-        Box::pin(async move { Ok(tonic::server::Grpc::new(RawCodec).unary(handler, request).await) })
+        // Methods named Stream* are server-streaming in the test protos.
+        let streaming = handler
+            .path
+            .rsplit('/')
+            .next()
+            .is_some_and(|m| m.starts_with("Stream"));
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(RawCodec);
+            Ok(if streaming {
+                grpc.server_streaming(handler, request).await
+            } else {
+                grpc.unary(handler, request).await
+            })
+        })
     }
 }
 
@@ -221,6 +261,41 @@ impl tonic::server::UnaryService<Bytes> for Handler {
                     Err(status)
                 }
             }
+        })
+    }
+}
+
+impl tonic::server::ServerStreamingService<Bytes> for Handler {
+    type Response = Bytes;
+    type ResponseStream = futures_util::stream::BoxStream<'static, Result<Bytes, Status>>;
+    type Future = BoxFuture<'static, Result<Response<Self::ResponseStream>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let recorded = Recorded {
+            path: self.path.clone(),
+            metadata: request.metadata().clone(),
+            message: request.into_inner(),
+        };
+        let reply = (self.recorder.script)(&recorded);
+        self.recorder.calls.lock().expect("lock").push(recorded);
+        let cancelled = self.recorder.cancelled.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Status>>(1);
+        tokio::spawn(async move {
+            for message in reply.stream {
+                tokio::time::sleep(reply.gap).await;
+                if tx.send(Ok(message)).await.is_err() {
+                    // The client went away: the gateway cancelled the call.
+                    cancelled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    return;
+                }
+            }
+            if let Err(status) = reply.result {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Box::pin(async move {
+            let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+            Ok(Response::new(futures_util::StreamExt::boxed(stream)))
         })
     }
 }

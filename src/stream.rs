@@ -1,0 +1,228 @@
+//! Server-streaming calls: the typed call (`server_streaming`, one per streaming RPC in the
+//! method table) and the HTTP rendering of its messages. `Accept` picks the format:
+//! `application/x-ndjson` (the default) gives `{"result":…}` lines and a final
+//! `{"error":…}` line on failure, as grpc-gateway does; `text/event-stream` gives
+//! Server-Sent Events (`data:` per message, `event: error` on failure) for `EventSource`;
+//! `application/json` gives one JSON array, buffered, or a plain error response.
+//! Messages are written as they arrive. When the client goes away the body is dropped, and
+//! with it the upstream stream, which cancels the call upstream.
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{BoxStream, StreamExt};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tonic::metadata::MetadataMap;
+
+use crate::error::GatewayError;
+use crate::forward::{UnaryCall, classify, typed_request};
+
+/// The upstream's answer: its header metadata and a stream of JSON-encoded messages that
+/// ends after the first error.
+pub struct StreamReply {
+    pub metadata: MetadataMap,
+    pub messages: BoxStream<'static, Result<Vec<u8>, GatewayError>>,
+}
+
+/// The signature of a streaming entry in the method table.
+pub type StreamFn = fn(UnaryCall) -> BoxFuture<'static, Result<StreamReply, GatewayError>>;
+
+/// The typed call behind a streaming method-table entry. The deadline covers the whole
+/// stream, as a gRPC deadline does.
+pub fn server_streaming<I, O>(call: UnaryCall) -> BoxFuture<'static, Result<StreamReply, GatewayError>>
+where
+    I: prost::Message + DeserializeOwned + Send + Sync + 'static,
+    O: prost::Message + Default + Serialize + Send + Sync + 'static,
+{
+    Box::pin(async move {
+        let request = typed_request::<I>(&call.request, call.metadata, call.timeout)?;
+        let deadline = Instant::now() + call.timeout;
+        let path = PathAndQuery::from_static(call.grpc_path);
+        let mut grpc = tonic::client::Grpc::new(call.channel);
+        let timeout = call.timeout;
+        let opened = tokio::time::timeout_at(deadline, async move {
+            grpc.ready().await.map_err(GatewayError::upstream_unavailable)?;
+            grpc.server_streaming::<I, O, _>(request, path, tonic_prost::ProstCodec::default())
+                .await
+                .map_err(|s| classify(&s, timeout))
+        })
+        .await
+        .map_err(|_| GatewayError::deadline_exceeded(timeout))??;
+        let (metadata, streaming, _) = opened.into_parts();
+        let messages = futures_util::stream::unfold(Some(streaming), move |state| async move {
+            let mut streaming = state?;
+            let next = match tokio::time::timeout_at(deadline, streaming.message()).await {
+                Err(_) => Err(GatewayError::deadline_exceeded(timeout)),
+                Ok(Ok(Some(message))) => serde_json::to_vec(&message).map_err(|e| {
+                    GatewayError::bad_upstream_reply(format!("message cannot be rendered as JSON: {e}"))
+                }),
+                Ok(Ok(None)) => return None,
+                Ok(Err(status)) => Err(classify(&status, timeout)),
+            };
+            // After an error the stream ends: the upstream call is over.
+            let state = next.is_ok().then_some(streaming);
+            Some((next, state))
+        });
+        Ok(StreamReply {
+            metadata,
+            messages: messages.boxed(),
+        })
+    })
+}
+
+/// How the client asked to receive a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFormat {
+    NdJson,
+    EventStream,
+    JsonArray,
+}
+
+impl StreamFormat {
+    /// Picks the format from `Accept`; NDJSON unless the client prefers SSE or a JSON array.
+    pub fn from_headers(headers: &HeaderMap) -> StreamFormat {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let wants = |media: &str| {
+            accept
+                .split(',')
+                .any(|part| part.split(';').next().is_some_and(|m| m.trim() == media))
+        };
+        if wants("text/event-stream") {
+            StreamFormat::EventStream
+        } else if wants("application/x-ndjson") || !wants("application/json") {
+            StreamFormat::NdJson
+        } else {
+            StreamFormat::JsonArray
+        }
+    }
+}
+
+/// Renders the stream as an HTTP response in `format`.
+pub async fn respond(reply: StreamReply, format: StreamFormat) -> Result<Response, GatewayError> {
+    let (content_type, body) = match format {
+        StreamFormat::JsonArray => {
+            let mut items: Vec<Vec<u8>> = Vec::new();
+            let mut messages = reply.messages;
+            while let Some(message) = messages.next().await {
+                items.push(message?);
+            }
+            let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(item);
+            }
+            out.push(b']');
+            ("application/json", Body::from(out))
+        }
+        StreamFormat::NdJson => (
+            "application/x-ndjson",
+            Body::from_stream(reply.messages.map(ndjson_line)),
+        ),
+        StreamFormat::EventStream => (
+            "text/event-stream",
+            Body::from_stream(reply.messages.map(sse_event)),
+        ),
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if format != StreamFormat::JsonArray {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // Tells nginx-style proxies in front of us not to buffer the stream.
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    }
+    crate::metadata::to_http(&reply.metadata, headers);
+    Ok(response)
+}
+
+fn ndjson_line(message: Result<Vec<u8>, GatewayError>) -> Result<Bytes, Infallible> {
+    let (key, json) = match message {
+        Ok(json) => ("result", json),
+        Err(err) => ("error", serde_json::to_vec(&err.body()).unwrap_or_default()),
+    };
+    let mut line = Vec::with_capacity(json.len() + key.len() + 6);
+    line.extend_from_slice(b"{\"");
+    line.extend_from_slice(key.as_bytes());
+    line.extend_from_slice(b"\":");
+    line.extend_from_slice(&json);
+    line.extend_from_slice(b"}\n");
+    Ok(Bytes::from(line))
+}
+
+fn sse_event(message: Result<Vec<u8>, GatewayError>) -> Result<Bytes, Infallible> {
+    // JSON never contains a raw newline, so each message fits one `data:` line.
+    let (prefix, json): (&[u8], Vec<u8>) = match message {
+        Ok(json) => (b"data: ", json),
+        Err(err) => (
+            b"event: error\ndata: ",
+            serde_json::to_vec(&err.body()).unwrap_or_default(),
+        ),
+    };
+    let mut event = Vec::with_capacity(json.len() + prefix.len() + 2);
+    event.extend_from_slice(prefix);
+    event.extend_from_slice(&json);
+    event.extend_from_slice(b"\n\n");
+    Ok(Bytes::from(event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> StreamFormat {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).expect("header"));
+        StreamFormat::from_headers(&headers)
+    }
+
+    #[test]
+    fn accept_picks_the_format() {
+        assert_eq!(
+            StreamFormat::from_headers(&HeaderMap::new()),
+            StreamFormat::NdJson
+        );
+        assert_eq!(accept("*/*"), StreamFormat::NdJson);
+        assert_eq!(accept("application/x-ndjson"), StreamFormat::NdJson);
+        assert_eq!(accept("text/event-stream"), StreamFormat::EventStream);
+        assert_eq!(accept("application/json"), StreamFormat::JsonArray);
+        assert_eq!(
+            accept("application/json, application/x-ndjson;q=0.9"),
+            StreamFormat::NdJson
+        );
+        assert_eq!(
+            accept("text/html, text/event-stream;q=0.5"),
+            StreamFormat::EventStream
+        );
+    }
+
+    #[test]
+    fn lines_and_events() {
+        let ok = ndjson_line(Ok(b"{\"a\":1}".to_vec())).expect("infallible");
+        assert_eq!(&ok[..], b"{\"result\":{\"a\":1}}\n");
+        let err = ndjson_line(Err(GatewayError::bad_request("x"))).expect("infallible");
+        assert_eq!(
+            &err[..],
+            b"{\"error\":{\"code\":3,\"message\":\"x\",\"details\":[]}}\n"
+        );
+        let event = sse_event(Ok(b"{\"a\":1}".to_vec())).expect("infallible");
+        assert_eq!(&event[..], b"data: {\"a\":1}\n\n");
+        let event = sse_event(Err(GatewayError::bad_request("x"))).expect("infallible");
+        assert_eq!(
+            &event[..],
+            b"event: error\ndata: {\"code\":3,\"message\":\"x\",\"details\":[]}\n\n"
+        );
+    }
+}
