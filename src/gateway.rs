@@ -19,9 +19,11 @@ use crate::binding::{self, body};
 use crate::config::Config;
 use crate::error::{ErrorCode, GatewayError};
 use crate::forward::UnaryCall;
+use crate::methods::MethodCall;
 use crate::routing::{Lookup, RouteTable};
+use crate::stream::{self, StreamFormat};
 use crate::upstream::Upstream;
-use crate::{descriptors, metadata, ops, routing};
+use crate::{descriptors, metadata, ops, retry, routing};
 
 /// Everything a request needs, built once at startup and shared.
 pub struct Gateway {
@@ -29,6 +31,8 @@ pub struct Gateway {
     upstream: Arc<Upstream>,
     config: Config,
     draining: AtomicBool,
+    /// The OpenAPI document of `routes`, rendered once (served at `/openapi.json`).
+    openapi: Bytes,
     admission: Admission,
 }
 
@@ -44,18 +48,25 @@ impl Gateway {
     pub fn with_upstream(config: Config, upstream: Arc<Upstream>) -> Result<Gateway, String> {
         let pool = descriptors::load()?;
         let routes = routing::build_table(&pool, &config.rules, config.transcoding.unbound_methods)?;
+        let openapi = crate::openapi::render(&pool, &routes)?;
         let admission = Admission::new(config.server.max_concurrent_requests);
         Ok(Gateway {
             routes,
             upstream,
             config,
             draining: AtomicBool::new(false),
+            openapi,
             admission,
         })
     }
 
     pub fn routes(&self) -> &RouteTable {
         &self.routes
+    }
+
+    /// The OpenAPI 3.1 document of the route table, as JSON bytes (cheap to clone).
+    pub fn openapi(&self) -> Bytes {
+        self.openapi.clone()
     }
 
     pub fn config(&self) -> &Config {
@@ -169,14 +180,48 @@ async fn transcode(
         config.transcoding.unknown_query_parameters,
     )?;
 
-    let call = UnaryCall {
-        channel: gateway.channel()?,
-        grpc_path: route.method.grpc_path,
-        request,
-        metadata,
-        timeout,
+    let request = Arc::new(request);
+    let started = Instant::now();
+    let unary = match route.method.call {
+        MethodCall::Unary(unary) => unary,
+        MethodCall::ServerStreaming(open) => {
+            let call = UnaryCall {
+                channel: gateway.channel()?,
+                grpc_path: route.method.grpc_path,
+                request,
+                metadata,
+                timeout,
+            };
+            let reply = open(call).await?;
+            return stream::respond(reply, StreamFormat::from_headers(&parts.headers)).await;
+        }
     };
-    let reply = (route.method.call)(call).await?;
+    // Each attempt picks a channel anew, so a retry after a refused connection goes to the
+    // next replica.
+    let attempt = |timeout, metadata| {
+        let request = request.clone();
+        async move {
+            let call = UnaryCall {
+                channel: gateway.channel()?,
+                grpc_path: route.method.grpc_path,
+                request,
+                metadata,
+                timeout,
+            };
+            unary(call).await
+        }
+    };
+    let reply = match attempt(timeout, metadata.clone()).await {
+        Err(err) if retry::retryable(&err, &parts.method) => match retry::plan(timeout, started.elapsed()) {
+            Some((pause, left)) => {
+                tracing::debug!(error = %err, pause_ms = pause.as_millis() as u64, "retrying once");
+                tokio::time::sleep(pause).await;
+                attempt(left, metadata).await?
+            }
+            None => return Err(err),
+        },
+        result => result?,
+    };
 
     let body = match (&route.response_body, route.success_status) {
         (_, StatusCode::NO_CONTENT) => Body::empty(),

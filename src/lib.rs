@@ -17,10 +17,13 @@ pub mod forward;
 pub mod gateway;
 pub mod metadata;
 pub mod methods;
+pub mod openapi;
 pub mod ops;
 pub mod pb;
+pub mod retry;
 pub mod routing;
 pub mod server;
+pub mod stream;
 pub mod upstream;
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Operational endpoints, answered before routing: `/healthz` (liveness; never touches the
-//! upstream) and `/readyz` (503 while draining, else asks the upstream: grpc.health.v1 or a
-//! configured method). These paths are reserved and shadow any route with the same path.
+//! upstream), `/readyz` (503 while draining, else asks the upstream: grpc.health.v1 or a
+//! configured method), `/openapi.json` and `/docs` (built by `openapi.rs`). These paths are
+//! reserved and shadow any route with the same path.
 
 use std::time::Duration;
 
@@ -17,9 +18,12 @@ use crate::methods;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The paths answered here; they shadow any route with the same path.
+pub const RESERVED_PATHS: [&str; 4] = ["/healthz", "/readyz", "/openapi.json", "/docs"];
+
 /// Answers an operational request, or `None` when the path is not one.
 pub async fn answer(gateway: &Gateway, method: &Method, path: &str) -> Option<Response> {
-    if path != "/healthz" && path != "/readyz" {
+    if !RESERVED_PATHS.contains(&path) {
         return None;
     }
     if method != Method::GET && method != Method::HEAD {
@@ -27,6 +31,8 @@ pub async fn answer(gateway: &Gateway, method: &Method, path: &str) -> Option<Re
     }
     Some(match path {
         "/healthz" => status_json("SERVING"),
+        "/openapi.json" => crate::openapi::json_response(gateway.openapi()),
+        "/docs" => crate::openapi::docs_response(),
         _ => match ready(gateway).await {
             Ok(()) => status_json("SERVING"),
             Err(err) => err.into_response(),
@@ -72,11 +78,16 @@ async fn ready(gateway: &Gateway) -> Result<(), GatewayError> {
             let call = UnaryCall {
                 channel: gateway.channel()?,
                 grpc_path: entry.grpc_path,
-                request: serde_json::json!({}),
+                request: std::sync::Arc::new(serde_json::json!({})),
                 metadata: Default::default(),
                 timeout: READY_TIMEOUT,
             };
-            (entry.call)(call).await.map(|_| ())
+            match entry.call {
+                crate::methods::MethodCall::Unary(unary) => unary(call).await.map(|_| ()),
+                crate::methods::MethodCall::ServerStreaming(_) => Err(GatewayError::internal(format!(
+                    "readiness method {name} streams; it must be unary"
+                ))),
+            }
         }
     }
 }

@@ -1,0 +1,286 @@
+//! One route → one OpenAPI operation object: its `operationId`, path parameters (with the
+//! field types they bind), query parameters (from `query.rs`), request body (`body: "*"` minus
+//! path fields, or `body: "field"`), the success response (the reply, its `response_body`
+//! field, or nothing for 204) and the error responses every operation shares. The document
+//! around the operations is assembled in `openapi.rs`.
+
+use std::collections::HashSet;
+
+use http::StatusCode;
+use prost_reflect::{Kind, MethodDescriptor};
+use serde_json::{Map, Value, json};
+
+use super::ERROR_RESPONSES;
+use super::path::{self, ParamKind, PathShape};
+use super::query;
+use super::schema::Schemas;
+use crate::routing::template::Segment;
+use crate::routing::{BodyRule, Route};
+
+/// The operation object of one route.
+pub(super) fn operation(
+    route: &Route,
+    method: &MethodDescriptor,
+    shape: &PathShape,
+    id: String,
+    schemas: &mut Schemas,
+) -> Value {
+    let mut parameters: Vec<Value> = shape
+        .params
+        .iter()
+        .map(|param| path_parameter(route, param, schemas))
+        .collect();
+    parameters.extend(query::parameters(route, schemas));
+
+    let mut operation = json!({
+        "operationId": id,
+        "summary": route.method.full_name,
+        "tags": [method.parent_service().full_name()],
+    });
+    if let Some(comment) = schemas.comments.lookup(&method.parent_file(), method.path()) {
+        operation["description"] = Value::String(comment);
+    }
+    if !parameters.is_empty() {
+        operation["parameters"] = Value::Array(parameters);
+    }
+    if let Some(body) = request_body(route, schemas) {
+        operation["requestBody"] = body;
+    }
+    let mut responses = Map::new();
+    responses.insert(
+        route.success_status.as_str().to_string(),
+        success_response(route, method, schemas),
+    );
+    for (status, name, _) in ERROR_RESPONSES {
+        responses.insert(
+            status.to_string(),
+            json!({ "$ref": format!("#/components/responses/{name}") }),
+        );
+    }
+    operation["responses"] = Value::Object(responses);
+    operation["x-grpc-method"] = Value::String(route.method.grpc_path.to_string());
+    operation["x-protogate-origin"] = Value::String(route.origin.clone());
+    operation
+}
+
+/// The success response: the reply, one field of it (`response_body`), or nothing (204).
+fn success_response(route: &Route, method: &MethodDescriptor, schemas: &mut Schemas) -> Value {
+    let output = method.output();
+    if route.success_status == StatusCode::NO_CONTENT {
+        return json!({ "description": format!("{} succeeded; no body.", route.method.full_name) });
+    }
+    let selected = route
+        .response_body
+        .as_deref()
+        .and_then(|name| output.get_field_by_json_name(name));
+    let (schema, description) = match selected {
+        Some(field) => {
+            let mut schema = schemas.field(&field);
+            // An unset message field is absent from the reply, so the selection is null.
+            if matches!(field.kind(), Kind::Message(_)) && !field.is_list() && !field.is_map() {
+                schema = json!({ "anyOf": [schema, { "type": "null" }] });
+            }
+            let description = format!(
+                "The `{}` field of the {} reply, as proto3 JSON.",
+                field.json_name(),
+                route.method.full_name
+            );
+            (schema, description)
+        }
+        None => (
+            schemas.message(&output),
+            format!("The reply of {}, as proto3 JSON.", route.method.full_name),
+        ),
+    };
+    if method.is_server_streaming() {
+        return streaming_response(route, schema, schemas);
+    }
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": schema } }
+    })
+}
+
+/// A server-streaming reply, in the three formats `Accept` picks between (design §3):
+/// NDJSON `{"result":…}` lines ending in `{"error":…}` on failure, SSE, or one JSON array.
+fn streaming_response(route: &Route, message: Value, schemas: &mut Schemas) -> Value {
+    let status = schemas.status_ref();
+    json!({
+        "description": format!(
+            "The stream of {} replies, in the format `Accept` asks for (NDJSON by default).",
+            route.method.full_name
+        ),
+        "content": {
+            "application/x-ndjson": {
+                "schema": {
+                    "description": "One JSON object per line: a message, or the error that ended the stream.",
+                    "oneOf": [
+                        { "type": "object", "required": ["result"], "properties": { "result": message },
+                          "additionalProperties": false },
+                        { "type": "object", "required": ["error"], "properties": { "error": status },
+                          "additionalProperties": false }
+                    ]
+                }
+            },
+            "text/event-stream": {
+                "schema": {
+                    "type": "string",
+                    "description": "Server-Sent Events; each event's data is one message as proto3 JSON."
+                }
+            },
+            "application/json": {
+                "schema": { "type": "array", "items": message }
+            }
+        }
+    })
+}
+
+fn path_parameter(route: &Route, param: &path::PathParam, schemas: &mut Schemas) -> Value {
+    let (schema, description) = match &param.kind {
+        ParamKind::Field { index, pattern } => {
+            let leaf = route.path_fields.get(*index).map(|p| p.leaf().clone());
+            let comment = leaf
+                .as_ref()
+                .and_then(|f| schemas.comments.lookup(&f.parent_file(), f.path()));
+            match pattern {
+                Some(pattern) => {
+                    let segments = route
+                        .template
+                        .variables
+                        .get(*index)
+                        .map(|v| render_segments(&route.template.segments[v.start..v.end]))
+                        .unwrap_or_default();
+                    let note = format!(
+                        "Spans path segments: the value matches `{segments}` and its slashes are \
+                         sent as they are, not percent-encoded."
+                    );
+                    let text = match comment {
+                        Some(comment) => format!("{comment}\n\n{note}"),
+                        None => note,
+                    };
+                    (json!({ "type": "string", "pattern": pattern }), Some(text))
+                }
+                None => {
+                    let schema =
+                        leaf.map_or_else(|| json!({ "type": "string" }), |f| schemas.value(&f.kind()));
+                    (schema, comment)
+                }
+            }
+        }
+        ParamKind::Wildcard { multi: false } => (
+            json!({ "type": "string" }),
+            Some("Any one path segment (`*`); bound to no field.".to_string()),
+        ),
+        ParamKind::Wildcard { multi: true } => (
+            json!({ "type": "string" }),
+            Some(
+                "Zero or more path segments (`**`), slashes sent as they are; bound to no field.".to_string(),
+            ),
+        ),
+    };
+    let mut parameter = json!({
+        "name": param.name,
+        "in": "path",
+        "required": true,
+        "schema": schema,
+    });
+    if let Some(description) = description {
+        parameter["description"] = Value::String(description);
+    }
+    parameter
+}
+
+/// `shelves/*/books/*`, as written in the template.
+fn render_segments(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|s| match s {
+            Segment::Literal(l) => l.as_str(),
+            Segment::Single => "*",
+            Segment::Multi => "**",
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The request body: the whole message (minus top-level path fields) or one field.
+fn request_body(route: &Route, schemas: &mut Schemas) -> Option<Value> {
+    let (schema, description) = match &route.body {
+        BodyRule::None => return None,
+        BodyRule::Whole => {
+            let from_path: Vec<&str> = route
+                .path_fields
+                .iter()
+                .filter(|p| p.fields.len() == 1)
+                .map(|p| p.leaf().json_name())
+                .collect();
+            if from_path.is_empty() {
+                let description = format!(
+                    "The {} request message; an empty body means {{}}.",
+                    route.input.full_name()
+                );
+                (schemas.message(&route.input), description)
+            } else {
+                let mut schema = schemas.message_body(&route.input);
+                if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+                    for name in &from_path {
+                        properties.shift_remove(*name);
+                    }
+                }
+                let description = format!(
+                    "The {} request message without {}, which the path binds; an empty body means {{}}.",
+                    route.input.full_name(),
+                    from_path.join(", ")
+                );
+                (schema, description)
+            }
+        }
+        BodyRule::Field(field) => (
+            schemas.field(field.leaf()),
+            format!(
+                "The `{}` field of {}.",
+                field.json_path(),
+                route.input.full_name()
+            ),
+        ),
+    };
+    Some(json!({
+        "description": description,
+        "required": false,
+        "content": { "application/json": { "schema": schema } }
+    }))
+}
+
+/// The method's full name; with the HTTP method and path added when the method has several
+/// routes, so that every id is unique.
+pub(super) fn operation_id(
+    route: &Route,
+    shape: &PathShape,
+    routes_of_method: usize,
+    used: &mut HashSet<String>,
+) -> String {
+    let base = if routes_of_method > 1 {
+        let mut suffix = String::new();
+        for c in shape.path.chars() {
+            let c = if c.is_ascii_alphanumeric() { c } else { '_' };
+            if !(c == '_' && suffix.ends_with('_')) {
+                suffix.push(c);
+            }
+        }
+        format!(
+            "{}_{}_{}",
+            route.method.full_name,
+            route.http_method.as_str(),
+            suffix.trim_matches('_')
+        )
+    } else {
+        route.method.full_name.to_string()
+    };
+    let mut id = base.clone();
+    let mut n = 1;
+    while !used.insert(id.clone()) {
+        n += 1;
+        id = format!("{base}_{n}");
+    }
+    id
+}
