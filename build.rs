@@ -73,6 +73,8 @@ fn main() -> BuildResult<()> {
         .build_server(false)
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
+        .extern_path(".google.protobuf.Timestamp", "crate::wkt::Timestamp")
+        .extern_path(".google.protobuf.FieldMask", "crate::wkt::FieldMask")
         .compile_fds(everything.clone())?;
 
     let packages: BTreeSet<String> = codegen.file.iter().map(|f| f.package().to_string()).collect();
@@ -80,6 +82,10 @@ fn main() -> BuildResult<()> {
     pbjson_build::Builder::new()
         .register_descriptors(&everything.encode_to_vec())?
         .extern_path(".google.protobuf", "::pbjson_types")
+        // pbjson-types prints Timestamp with +00:00 and FieldMask as an object; ours follow
+        // the proto3 JSON mapping (src/wkt.rs).
+        .extern_path(".google.protobuf.Timestamp", "crate::wkt::Timestamp")
+        .extern_path(".google.protobuf.FieldMask", "crate::wkt::FieldMask")
         .emit_fields()
         .build(&prefixes)?;
 
@@ -234,7 +240,10 @@ fn rust_type_paths(fds: &FileDescriptorSet) -> HashMap<String, String> {
 
 fn rust_type(full: &str, types: &HashMap<String, String>) -> BuildResult<String> {
     if let Some(wkt) = full.strip_prefix(".google.protobuf.") {
-        return Ok(format!("::pbjson_types::{wkt}"));
+        return Ok(match wkt {
+            "Timestamp" | "FieldMask" => format!("crate::wkt::{wkt}"),
+            _ => format!("::pbjson_types::{wkt}"),
+        });
     }
     types
         .get(full)

@@ -22,6 +22,8 @@ pub struct UnaryCall {
     pub request: std::sync::Arc<serde_json::Value>,
     pub metadata: MetadataMap,
     pub timeout: Duration,
+    /// The reply's descriptor, to render what pbjson cannot (see `render`).
+    pub output: Option<prost_reflect::MessageDescriptor>,
 }
 
 /// The upstream's successful answer, already encoded as proto3 JSON.
@@ -54,11 +56,41 @@ where
             .await
             .map_err(|_| GatewayError::deadline_exceeded(call.timeout))??;
         let (metadata, message, _) = response.into_parts();
-        let json = serde_json::to_vec(&message).map_err(|e| {
-            GatewayError::bad_upstream_reply(format!("reply cannot be rendered as JSON: {e}"))
-        })?;
+        let json = render(&message, call.output.as_ref())?;
         Ok(UnaryReply { json, metadata })
     })
+}
+
+/// A reply message as proto3 JSON. pbjson cannot print an enum number that the gateway's
+/// descriptors do not know (a value added upstream after the gateway was built), and a
+/// successful reply must not become an error for that: such a message is rendered again
+/// through prost-reflect, which prints the unknown number as a number, as the proto3 JSON
+/// mapping allows.
+pub(crate) fn render<O: prost::Message + Serialize>(
+    message: &O,
+    output: Option<&prost_reflect::MessageDescriptor>,
+) -> Result<Vec<u8>, GatewayError> {
+    let pbjson_error = match serde_json::to_vec(message) {
+        Ok(json) => return Ok(json),
+        Err(err) => err,
+    };
+    let cannot =
+        |why: String| GatewayError::bad_upstream_reply(format!("reply cannot be rendered as JSON: {why}"));
+    let Some(descriptor) = output else {
+        return Err(cannot(pbjson_error.to_string()));
+    };
+    let dynamic =
+        prost_reflect::DynamicMessage::decode(descriptor.clone(), message.encode_to_vec().as_slice())
+            .map_err(|e| cannot(e.to_string()))?;
+    let options = prost_reflect::SerializeOptions::new()
+        .skip_default_fields(false)
+        .stringify_64_bit_integers(true);
+    let mut json = Vec::new();
+    dynamic
+        .serialize_with_options(&mut serde_json::Serializer::new(&mut json), &options)
+        .map_err(|e| cannot(e.to_string()))?;
+    tracing::debug!(error = %pbjson_error, "reply rendered through descriptors");
+    Ok(json)
 }
 
 /// The bound JSON as a typed tonic request with its metadata and `grpc-timeout` (so the

@@ -191,6 +191,7 @@ async fn transcode(
                 request,
                 metadata,
                 timeout,
+                output: Some(route.output.clone()),
             };
             let reply = open(call).await?;
             return stream::respond(reply, StreamFormat::from_headers(&parts.headers)).await;
@@ -207,6 +208,7 @@ async fn transcode(
                 request,
                 metadata,
                 timeout,
+                output: Some(route.output.clone()),
             };
             unary(call).await
         }

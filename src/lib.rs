@@ -25,6 +25,7 @@ pub mod routing;
 pub mod server;
 pub mod stream;
 pub mod upstream;
+pub mod wkt;
 
 #[cfg(test)]
 mod test_protos;

@@ -81,6 +81,7 @@ async fn ready(gateway: &Gateway) -> Result<(), GatewayError> {
                 request: std::sync::Arc::new(serde_json::json!({})),
                 metadata: Default::default(),
                 timeout: READY_TIMEOUT,
+                output: None,
             };
             match entry.call {
                 crate::methods::MethodCall::Unary(unary) => unary(call).await.map(|_| ()),

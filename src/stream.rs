@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
 use crate::error::GatewayError;
-use crate::forward::{UnaryCall, classify, typed_request};
+use crate::forward::{UnaryCall, classify, render, typed_request};
 
 /// The upstream's answer: its header metadata and a stream of JSON-encoded messages that
 /// ends after the first error.
@@ -47,6 +47,7 @@ where
         let path = PathAndQuery::from_static(call.grpc_path);
         let mut grpc = tonic::client::Grpc::new(call.channel);
         let timeout = call.timeout;
+        let output = call.output;
         let opened = tokio::time::timeout_at(deadline, async move {
             grpc.ready().await.map_err(GatewayError::upstream_unavailable)?;
             grpc.server_streaming::<I, O, _>(request, path, tonic_prost::ProstCodec::default())
@@ -56,19 +57,20 @@ where
         .await
         .map_err(|_| GatewayError::deadline_exceeded(timeout))??;
         let (metadata, streaming, _) = opened.into_parts();
-        let messages = futures_util::stream::unfold(Some(streaming), move |state| async move {
-            let mut streaming = state?;
-            let next = match tokio::time::timeout_at(deadline, streaming.message()).await {
-                Err(_) => Err(GatewayError::deadline_exceeded(timeout)),
-                Ok(Ok(Some(message))) => serde_json::to_vec(&message).map_err(|e| {
-                    GatewayError::bad_upstream_reply(format!("message cannot be rendered as JSON: {e}"))
-                }),
-                Ok(Ok(None)) => return None,
-                Ok(Err(status)) => Err(classify(&status, timeout)),
-            };
-            // After an error the stream ends: the upstream call is over.
-            let state = next.is_ok().then_some(streaming);
-            Some((next, state))
+        let messages = futures_util::stream::unfold(Some(streaming), move |state| {
+            let output = output.clone();
+            async move {
+                let mut streaming = state?;
+                let next = match tokio::time::timeout_at(deadline, streaming.message()).await {
+                    Err(_) => Err(GatewayError::deadline_exceeded(timeout)),
+                    Ok(Ok(Some(message))) => render(&message, output.as_ref()),
+                    Ok(Ok(None)) => return None,
+                    Ok(Err(status)) => Err(classify(&status, timeout)),
+                };
+                // After an error the stream ends: the upstream call is over.
+                let state = next.is_ok().then_some(streaming);
+                Some((next, state))
+            }
         });
         Ok(StreamReply {
             metadata,

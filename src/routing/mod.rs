@@ -35,6 +35,8 @@ pub struct Route {
     pub template: Template,
     pub method: &'static MethodEntry,
     pub input: MessageDescriptor,
+    /// The reply type, for rendering what pbjson cannot.
+    pub output: MessageDescriptor,
     /// One field path per template variable, in template order.
     pub path_fields: Vec<FieldPath>,
     pub body: BodyRule,

@@ -170,6 +170,7 @@ fn build_route(pool: &DescriptorPool, spec: &RuleSpec) -> Result<Route, String> 
     }
 
     Ok(Route {
+        output: method.output(),
         response_body,
         success_status,
         http_method: spec.http_method.clone(),
