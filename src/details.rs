@@ -100,6 +100,131 @@ mod tests {
     }
 
     #[test]
+    fn every_google_rpc_detail_type_renders_its_fields() {
+        use rpc::*;
+        let cases: Vec<(&str, Vec<u8>, &str, Value)> = vec![
+            (
+                "ErrorInfo",
+                ErrorInfo {
+                    reason: "R".into(),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+                "reason",
+                json!("R"),
+            ),
+            (
+                "RetryInfo",
+                RetryInfo {
+                    retry_delay: Some(pbjson_types::Duration { seconds: 1, nanos: 0 }),
+                }
+                .encode_to_vec(),
+                "retryDelay",
+                json!("1s"),
+            ),
+            (
+                "DebugInfo",
+                DebugInfo {
+                    detail: "D".into(),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+                "detail",
+                json!("D"),
+            ),
+            (
+                "QuotaFailure",
+                QuotaFailure {
+                    violations: vec![quota_failure::Violation {
+                        subject: "S".into(),
+                        ..Default::default()
+                    }],
+                }
+                .encode_to_vec(),
+                "violations",
+                json!([{"subject":"S","description":"","apiService":"","quotaMetric":"","quotaId":"","quotaDimensions":{},"quotaValue":"0","futureQuotaValue":null}]),
+            ),
+            (
+                "PreconditionFailure",
+                PreconditionFailure {
+                    violations: vec![precondition_failure::Violation {
+                        r#type: "T".into(),
+                        ..Default::default()
+                    }],
+                }
+                .encode_to_vec(),
+                "violations",
+                json!([{"type":"T","subject":"","description":""}]),
+            ),
+            (
+                "BadRequest",
+                BadRequest {
+                    field_violations: vec![],
+                }
+                .encode_to_vec(),
+                "fieldViolations",
+                json!([]),
+            ),
+            (
+                "RequestInfo",
+                RequestInfo {
+                    request_id: "Q".into(),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+                "requestId",
+                json!("Q"),
+            ),
+            (
+                "ResourceInfo",
+                ResourceInfo {
+                    resource_name: "N".into(),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+                "resourceName",
+                json!("N"),
+            ),
+            (
+                "Help",
+                Help {
+                    links: vec![help::Link {
+                        description: "d".into(),
+                        url: "u".into(),
+                    }],
+                }
+                .encode_to_vec(),
+                "links",
+                json!([{"description":"d","url":"u"}]),
+            ),
+            (
+                "LocalizedMessage",
+                LocalizedMessage {
+                    locale: "en".into(),
+                    message: "m".into(),
+                }
+                .encode_to_vec(),
+                "message",
+                json!("m"),
+            ),
+        ];
+        for (name, bytes, key, want) in cases {
+            let url = format!("type.googleapis.com/google.rpc.{name}");
+            let rendered = render_any(&url, &bytes);
+            assert_eq!(rendered["@type"], json!(url), "{name}");
+            assert!(
+                rendered.get("value").is_none(),
+                "{name} fell back to bytes: {rendered}"
+            );
+            if key != "violations" || name != "QuotaFailure" {
+                assert_eq!(rendered[key], want, "{name}: {rendered}");
+            } else {
+                assert_eq!(rendered[key][0]["subject"], "S", "{name}: {rendered}");
+            }
+        }
+    }
+
+    #[test]
     fn unknown_detail_keeps_its_bytes() {
         let any = render_any("type.googleapis.com/acme.Thing", &[1, 2, 3]);
         assert_eq!(
