@@ -115,13 +115,24 @@ impl Schemas {
             .lookup(&message.parent_file(), message.path())
             .into_iter()
             .collect();
+        // A oneof allows at most one of its fields: no pair of them may appear together.
+        let mut pairs = Vec::new();
         for oneof in message.oneofs().filter(|o| !o.is_synthetic()) {
-            let names: Vec<String> = oneof.fields().map(|f| format!("`{}`", f.json_name())).collect();
+            let names: Vec<String> = oneof.fields().map(|f| f.json_name().to_string()).collect();
+            for (i, a) in names.iter().enumerate() {
+                for b in &names[i + 1..] {
+                    pairs.push(json!({ "required": [a, b] }));
+                }
+            }
+            let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
             notes.push(format!(
                 "At most one of {} (oneof {}).",
-                names.join(", "),
+                quoted.join(", "),
                 oneof.name()
             ));
+        }
+        if !pairs.is_empty() {
+            schema["not"] = json!({ "anyOf": pairs });
         }
         describe(&mut schema, &notes.join("\n\n"));
         schema

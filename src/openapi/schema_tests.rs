@@ -154,6 +154,11 @@ fn scalars_follow_the_proto3_json_mapping() {
         json!(false)
     );
     assert_eq!(
+        components["rich.Everything"]["not"],
+        json!({"anyOf": [{"required": ["left", "right"]}]}),
+        "a oneof takes at most one of its fields"
+    );
+    assert_eq!(
         components["rich.Everything"]["description"],
         json!("A bit of everything.\n\nAt most one of `left`, `right` (oneof choice).")
     );
