@@ -145,6 +145,45 @@ async fn composite_and_well_known_types_round_trip() {
     assert_eq!(sent.by_id.get(&7).map(|i| i.label.as_str()), Some("seven"));
 }
 
+/// proto3 JSON: `null` means the default. (For `google.protobuf.Value` it should be the null
+/// value; pbjson makes it unset.)
+#[tokio::test]
+async fn null_means_default_except_for_value() {
+    let (upstream, gateway) = echo_gateway().await;
+    let (status, out) = post(
+        &gateway,
+        "/v1/echo",
+        &json!({"doubleValue": null, "color": null, "int64List": null, "stringValue": "x"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        (
+            out["doubleValue"].clone(),
+            out["color"].clone(),
+            out["stringValue"].clone()
+        ),
+        (json!(0.0), json!("COLOR_UNSPECIFIED"), json!("x"))
+    );
+    let (status, out) = post(
+        &gateway,
+        "/v1/rich",
+        &json!({"anything": null, "inner": {"label": null, "children": [{"label": null}]}, "counts": {"a": null}, "at": null}),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert!(out.get("anything").is_none(), "{out}");
+    assert_eq!(
+        out["inner"],
+        json!({"label": "", "children": [{"label": "", "children": []}]})
+    );
+    assert_eq!(out["counts"], json!({}));
+    let sent: Rich = upstream.calls()[1].decode();
+    // pbjson reads a null `google.protobuf.Value` as unset rather than as the null value
+    // (a deviation, pinned here and listed in the README).
+    assert_eq!(sent.anything, None);
+}
+
 /// pbjson does not resolve `Any` through a type registry: it prints `typeUrl` and base64
 /// `value` instead of `@type` and the message's own fields. Pinned here; see the README.
 #[tokio::test]

@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod field_path;
+mod nulls;
 mod query;
 
 use serde_json::{Map, Value};
@@ -44,7 +45,10 @@ pub fn bind(
             ));
         }
         (BodyRule::None, None) | (BodyRule::Whole, None) => {}
-        (BodyRule::Whole, Some(Value::Object(fields))) => object = fields,
+        (BodyRule::Whole, Some(Value::Object(mut fields))) => {
+            nulls::drop_nulls(&mut fields, &route.input);
+            object = fields;
+        }
         (BodyRule::Whole, Some(_)) => {
             return Err(GatewayError::bad_field(
                 "body",
@@ -52,7 +56,8 @@ pub fn bind(
             ));
         }
         (BodyRule::Field(path), value) => {
-            if let Some(value) = value {
+            if let Some(mut value) = value.filter(|v| !v.is_null()) {
+                nulls::drop_nulls_in_field(&mut value, path.leaf());
                 set(&mut object, path, value);
             }
             bound.push(path.clone());
