@@ -35,7 +35,10 @@ pub async fn answer(gateway: &Gateway, method: &Method, path: &str) -> Option<Re
         "/docs" => crate::openapi::docs_response(),
         _ => match ready(gateway).await {
             Ok(()) => status_json("SERVING"),
-            Err(err) => err.into_response(),
+            // Not ready is 503 whatever the cause (a probe timeout would otherwise be 504):
+            // orchestrators read any non-2xx as not ready, and people read 503 as "not yet".
+            Err(err) if err.code() == tonic::Code::Unavailable => err.into_response(),
+            Err(err) => GatewayError::unavailable(format!("not ready: {}", err.message())).into_response(),
         },
     })
 }

@@ -309,3 +309,21 @@ async fn unavailable_get_is_retried_once_post_never() {
         "the POST reached the upstream once and was not retried"
     );
 }
+
+/// /readyz is 503 for every kind of "not ready", a slow upstream health check included.
+#[tokio::test]
+async fn readyz_is_503_when_the_health_check_times_out() {
+    let upstream = RecordingUpstream::start(|_| ok_reply().after(Duration::from_secs(5))).await;
+    let gateway = TestGateway::start(upstream.addr, "[upstream]\nreadiness = \"MyService.Health\"").await;
+    let started = Instant::now();
+    let reply = get(&gateway.url("/readyz")).await;
+    assert_eq!(reply.status, 503, "{:?}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reply.json()["code"], 14);
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("not ready: upstream did not answer"))
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(upstream.only_call().path, "/MyService/Health");
+}
