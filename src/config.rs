@@ -21,7 +21,18 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub server: ServerConfig,
     pub transcoding: TranscodingConfig,
+    pub cors: CorsConfig,
     pub rules: Vec<RuleSpec>,
+}
+
+/// Cross-origin access for browsers. No origins (the default) means CORS is off.
+#[derive(Debug, Clone, Default)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`), or `["*"]` for any.
+    pub allowed_origins: Vec<http::HeaderValue>,
+    pub any_origin: bool,
+    pub allow_credentials: bool,
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +116,8 @@ struct RawConfig {
     #[serde(default)]
     transcoding: RawTranscoding,
     #[serde(default)]
+    cors: RawCors,
+    #[serde(default)]
     rules: Vec<RawRule>,
 }
 
@@ -142,6 +155,15 @@ struct RawTranscoding {
     unknown_query_parameters: Option<String>,
     #[serde(default)]
     forward_headers: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCors {
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    allow_credentials: Option<bool>,
+    max_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -275,6 +297,7 @@ impl RawConfig {
             unknown_query_parameters,
             forward_headers,
         };
+        let cors = self.cors.validate()?;
         let rules = self
             .rules
             .into_iter()
@@ -286,7 +309,52 @@ impl RawConfig {
             upstream,
             server,
             transcoding,
+            cors,
             rules,
+        })
+    }
+}
+
+impl RawCors {
+    fn validate(self) -> Result<CorsConfig, ConfigError> {
+        let any_origin = self.allowed_origins.iter().any(|o| o == "*");
+        let allow_credentials = self.allow_credentials.unwrap_or(false);
+        if any_origin && self.allowed_origins.len() > 1 {
+            return Err(ConfigError(
+                "cors.allowed_origins: \"*\" cannot be listed with other origins".to_string(),
+            ));
+        }
+        // Browsers refuse credentials with a wildcard origin, and tower-http would panic on
+        // the first request: refuse it here, at startup.
+        if any_origin && allow_credentials {
+            return Err(ConfigError(
+                "cors: allow_credentials = true cannot go with allowed_origins = [\"*\"]; list the origins"
+                    .to_string(),
+            ));
+        }
+        let mut allowed_origins = Vec::new();
+        for origin in self.allowed_origins.iter().filter(|o| *o != "*") {
+            let uri: Uri = origin
+                .parse()
+                .map_err(|_| ConfigError(format!("cors.allowed_origins: {origin:?} is not an origin")))?;
+            let bare = uri.scheme().is_some()
+                && uri.host().is_some()
+                && uri.path_and_query().is_none_or(|p| p.as_str() == "/");
+            if !bare || origin.ends_with('/') {
+                return Err(ConfigError(format!(
+                    "cors.allowed_origins: {origin:?} is not an origin such as https://app.example.com (scheme, host, optional port, no path)"
+                )));
+            }
+            let value = http::HeaderValue::from_str(origin).map_err(|_| {
+                ConfigError(format!("cors.allowed_origins: {origin:?} is not a header value"))
+            })?;
+            allowed_origins.push(value);
+        }
+        Ok(CorsConfig {
+            allowed_origins,
+            any_origin,
+            allow_credentials,
+            max_age: duration("cors.max_age", self.max_age, "10m")?,
         })
     }
 }

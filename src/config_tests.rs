@@ -70,6 +70,18 @@ fn mistakes_are_one_line_each() {
             "listen: \"localhost\" is not an address",
         ),
         (
+            "[cors]\nallowed_origins = [\"*\"]\nallow_credentials = true",
+            "cannot go with allowed_origins",
+        ),
+        (
+            "[cors]\nallowed_origins = [\"https://a.test/path\"]",
+            "is not an origin such as",
+        ),
+        (
+            "[cors]\nallowed_origins = [\"*\", \"https://a.test\"]",
+            "cannot be listed with other origins",
+        ),
+        (
             "[transcoding]\nunknown_query_parameters = \"drop\"",
             "neither \"reject\" nor \"ignore\"",
         ),

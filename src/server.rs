@@ -62,9 +62,18 @@ pub async fn serve_gateway(
 /// The axum router: every path goes to the gateway handler, which owns routing so that 404
 /// and 405 come back as `google.rpc.Status` JSON like every other error.
 pub fn app(gateway: Arc<Gateway>) -> Router {
-    Router::new()
+    let cors = crate::browser::cors(&gateway.config().cors);
+    let router = Router::new()
         .fallback(handle)
         .with_state(gateway)
+        .layer(crate::browser::compression());
+    // CORS sits outside everything that can reject, so preflights and error answers carry
+    // the CORS headers a browser needs to read them.
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(CatchPanicLayer::custom(|_| panic_response()))

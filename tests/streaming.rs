@@ -177,3 +177,20 @@ async fn client_disconnect_cancels_the_upstream_call() {
     }
     assert_eq!(upstream.cancelled_streams(), 1);
 }
+
+/// Streams are never gzipped, even when the client accepts gzip: a compressor would hold
+/// messages back.
+#[tokio::test]
+async fn streams_are_not_compressed() {
+    let (_upstream, gateway) = gateway_for(|| Reply::stream(&items(20), Duration::ZERO)).await;
+    let reply = send(
+        Method::GET,
+        &gateway.url("/v1/items"),
+        &[("accept-encoding", "gzip")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-encoding"), None);
+    assert_eq!(String::from_utf8_lossy(&reply.body).lines().count(), 20);
+}
