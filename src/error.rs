@@ -242,14 +242,14 @@ impl IntoResponse for GatewayError {
         if let Some(allow) = self.allow {
             headers.insert(header::ALLOW, allow);
         }
-        response.extensions_mut().insert(ErrorCode(self.code));
+        response.extensions_mut().insert(ErrorCode(self.code, self.fault));
         response
     }
 }
 
 /// Marks a response as an error with this gRPC code, for the access log and metrics.
 #[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub Code);
+pub struct ErrorCode(pub Code, pub Fault);
 
 /// grpc-gateway's `HTTPStatusFromCode`, copied (runtime/errors.go), not invented.
 pub fn http_status(code: Code) -> StatusCode {

@@ -17,9 +17,10 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use crate::admission::{self, Admission};
 use crate::binding::{self, body};
 use crate::config::Config;
-use crate::error::{ErrorCode, GatewayError};
+use crate::error::{ErrorCode, Fault, GatewayError};
 use crate::forward::UnaryCall;
 use crate::methods::MethodCall;
+use crate::metrics::Metrics;
 use crate::routing::{Lookup, RouteTable};
 use crate::stream::{self, StreamFormat};
 use crate::upstream::Upstream;
@@ -34,6 +35,7 @@ pub struct Gateway {
     /// The OpenAPI document of `routes`, rendered once (served at `/openapi.json`).
     openapi: Bytes,
     admission: Admission,
+    metrics: Metrics,
 }
 
 impl Gateway {
@@ -57,6 +59,7 @@ impl Gateway {
             draining: AtomicBool::new(false),
             openapi,
             admission,
+            metrics: Metrics::default(),
         })
     }
 
@@ -87,6 +90,10 @@ impl Gateway {
         })
     }
 
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
@@ -107,6 +114,7 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
         .unwrap_or_default()
         .to_string();
     let path = request.uri().path().to_string();
+    let active = gateway.metrics.active();
     let (route, response) = if let Err(err) = admission::check_head(&gateway.config.server, &request) {
         ("(rejected)".to_string(), err.into_response())
     } else if let Some(answer) = ops::answer(&gateway, &method, &path).await {
@@ -120,9 +128,15 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
         };
         (label, response.unwrap_or_else(IntoResponse::into_response))
     };
+    drop(active);
     let status = response.status().as_u16();
-    let grpc_code = response.extensions().get::<ErrorCode>().map_or(0, |c| c.0 as i32);
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let error = response.extensions().get::<ErrorCode>().map(|e| (e.0, e.1));
+    let grpc_code = error.map_or(0, |(code, _)| code as i32);
+    let elapsed = started.elapsed().as_secs_f64();
+    let latency_ms = elapsed * 1000.0;
+    gateway
+        .metrics
+        .observe_http(method.as_str(), &route, status, elapsed, error);
     if status >= 500 {
         tracing::warn!(request_id, %method, route, status, grpc_code, latency_ms, "request");
     } else {
@@ -213,17 +227,32 @@ async fn transcode(
             unary(call).await
         }
     };
-    let reply = match attempt(timeout, metadata.clone()).await {
+    let outcome = match attempt(timeout, metadata.clone()).await {
         Err(err) if retry::retryable(&err, &parts.method) => match retry::plan(timeout, started.elapsed()) {
             Some((pause, left)) => {
                 tracing::debug!(error = %err, pause_ms = pause.as_millis() as u64, "retrying once");
                 tokio::time::sleep(pause).await;
-                attempt(left, metadata).await?
+                attempt(left, metadata).await
             }
-            None => return Err(err),
+            None => Err(err),
         },
-        result => result?,
+        result => result,
     };
+    // A request that failed to decode never reached the upstream: no RPC to count.
+    match &outcome {
+        Err(err) if err.fault() == Fault::Client => {}
+        Ok(_) => gateway.metrics.observe_rpc(
+            route.method.full_name,
+            tonic::Code::Ok,
+            started.elapsed().as_secs_f64(),
+        ),
+        Err(err) => gateway.metrics.observe_rpc(
+            route.method.full_name,
+            err.code(),
+            started.elapsed().as_secs_f64(),
+        ),
+    }
+    let reply = outcome?;
 
     let body = match (&route.response_body, route.success_status) {
         (_, StatusCode::NO_CONTENT) => Body::empty(),

@@ -18,6 +18,7 @@ pub mod forward;
 pub mod gateway;
 pub mod metadata;
 pub mod methods;
+pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod pb;

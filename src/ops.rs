@@ -19,7 +19,7 @@ use crate::methods;
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The paths answered here; they shadow any route with the same path.
-pub const RESERVED_PATHS: [&str; 4] = ["/healthz", "/readyz", "/openapi.json", "/docs"];
+pub const RESERVED_PATHS: [&str; 5] = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"];
 
 /// Answers an operational request, or `None` when the path is not one.
 pub async fn answer(gateway: &Gateway, method: &Method, path: &str) -> Option<Response> {
@@ -31,6 +31,14 @@ pub async fn answer(gateway: &Gateway, method: &Method, path: &str) -> Option<Re
     }
     Some(match path {
         "/healthz" => status_json("SERVING"),
+        "/metrics" => {
+            let mut response = gateway.metrics().render().into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
         "/openapi.json" => crate::openapi::json_response(gateway.openapi()),
         "/docs" => crate::openapi::docs_response(),
         _ => match ready(gateway).await {
