@@ -67,9 +67,42 @@ pub fn to_grpc(headers: &HeaderMap, extra: &[HeaderName]) -> Result<MetadataMap,
         if key.is_empty() || is_forbidden(key) || hop_by_hop.iter().any(|h| h == name || h == key) {
             continue;
         }
+        // W3C Trace Context: a malformed traceparent is ignored (the trace restarts upstream),
+        // never rejected; tracestate means nothing without a valid traceparent.
+        if (key == "traceparent" || key == "tracestate") && !valid_traceparent(headers.get("traceparent")) {
+            continue;
+        }
         insert(&mut metadata, key, value)?;
     }
     Ok(metadata)
+}
+
+/// `version-traceid-parentid-flags` in lowercase hex, per W3C Trace Context: version `ff`
+/// and all-zero ids are invalid.
+fn valid_traceparent(value: Option<&HeaderValue>) -> bool {
+    let Some(text) = value.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let parts: Vec<&str> = text.split('-').collect();
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    match parts.as_slice() {
+        [version, trace, parent, flags, rest @ ..] => {
+            hex(version, 2)
+                && *version != "ff"
+                && (rest.is_empty() || *version != "00")
+                && hex(trace, 32)
+                && nonzero(trace)
+                && hex(parent, 16)
+                && nonzero(parent)
+                && hex(flags, 2)
+        }
+        _ => false,
+    }
 }
 
 fn insert(metadata: &mut MetadataMap, key: &str, value: &HeaderValue) -> Result<(), GatewayError> {

@@ -18,7 +18,7 @@ fn allow_list_forwards_and_everything_else_stays() {
     let h = headers(&[
         ("authorization", "Bearer t"),
         ("x-request-id", "r1"),
-        ("traceparent", "00-abc-def-01"),
+        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         ("tracestate", "k=v"),
         ("grpc-metadata-tenant", "acme"),
         ("x-custom", "yes"),
@@ -113,4 +113,37 @@ fn deadline_is_capped_and_bad_values_are_400() {
     let err = deadline(&headers(&[("grpc-timeout", "soon")]), def, max).expect_err("malformed");
     assert_eq!(err.http_status(), http::StatusCode::BAD_REQUEST);
     assert!(err.message().contains("grpc-timeout"));
+}
+
+#[test]
+fn malformed_traceparent_is_dropped_with_its_tracestate() {
+    let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for (traceparent, forwarded) in [
+        (good, true),
+        ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", false),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", false),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", false),
+        ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            false,
+        ),
+        (
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            true,
+        ),
+        ("garbage", false),
+    ] {
+        let md = to_grpc(
+            &headers(&[("traceparent", traceparent), ("tracestate", "k=v")]),
+            &[],
+        )
+        .expect("never rejected");
+        assert_eq!(md.get("traceparent").is_some(), forwarded, "{traceparent}");
+        assert_eq!(
+            md.get("tracestate").is_some(),
+            forwarded,
+            "tracestate follows {traceparent}"
+        );
+    }
 }
