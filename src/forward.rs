@@ -145,6 +145,17 @@ pub fn classify(status: &tonic::Status, timeout: Duration) -> GatewayError {
     {
         return GatewayError::bad_upstream_reply(format!("upstream reply too large: {}", status.message()));
     }
+    // A status tonic made itself from a transport failure (it carries the hyper or h2 error
+    // as its source), or from a reply that is not gRPC ("protocol error: …"), means the
+    // upstream is not speaking gRPC properly: a bad gateway, not a gateway bug (500). A
+    // status the upstream sent has no source.
+    if std::error::Error::source(status).is_some() || status.message().starts_with("protocol error") {
+        tracing::warn!(code = ?status.code(), message = status.message(), "upstream broke the gRPC protocol");
+        return GatewayError::bad_upstream_reply(format!(
+            "upstream is not answering gRPC: {}",
+            status.message()
+        ));
+    }
     GatewayError::upstream_status(status)
 }
 

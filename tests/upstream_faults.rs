@@ -327,3 +327,54 @@ async fn readyz_is_503_when_the_health_check_times_out() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(upstream.only_call().path, "/MyService/Health");
 }
+
+/// An upstream that is not a gRPC server (plain HTTP/1, or HTTP/2 without gRPC framing and
+/// `grpc-status`) is a bad gateway: 502, not 500.
+#[tokio::test]
+async fn upstream_that_is_not_grpc_is_502() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let http1 = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let http1_addr = http1.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = http1.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+                    .await;
+            });
+        }
+    });
+    let h2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let h2_addr = h2.local_addr().expect("addr");
+    let app = axum::Router::new().fallback(|| async { "not grpc at all" });
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = h2.accept().await {
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let builder =
+                    hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let _ = builder
+                    .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
+                    .await;
+            });
+        }
+    });
+    for addr in [http1_addr, h2_addr] {
+        let gateway = TestGateway::start(addr, "").await;
+        let reply = get(&gateway.url("/users?ids=1")).await;
+        assert_eq!(
+            reply.status,
+            502,
+            "{addr}: {:?}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(reply.json()["code"], 13);
+        assert!(
+            reply.json()["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("upstream is not answering gRPC"))
+        );
+    }
+}
