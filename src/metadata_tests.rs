@@ -18,7 +18,10 @@ fn allow_list_forwards_and_everything_else_stays() {
     let h = headers(&[
         ("authorization", "Bearer t"),
         ("x-request-id", "r1"),
-        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
         ("tracestate", "k=v"),
         ("grpc-metadata-tenant", "acme"),
         ("x-custom", "yes"),
