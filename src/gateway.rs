@@ -196,36 +196,28 @@ async fn transcode(
 
     let request = Arc::new(request);
     let started = Instant::now();
+    // Each call picks a channel anew, so a retry after a refused connection goes to the
+    // next replica.
+    let call = |timeout, metadata| -> Result<UnaryCall, GatewayError> {
+        Ok(UnaryCall {
+            channel: gateway.channel()?,
+            grpc_path: route.method.grpc_path,
+            request: request.clone(),
+            metadata,
+            timeout,
+            output: Some(route.output.clone()),
+        })
+    };
     let unary = match route.method.call {
         MethodCall::Unary(unary) => unary,
         MethodCall::ServerStreaming(open) => {
-            let call = UnaryCall {
-                channel: gateway.channel()?,
-                grpc_path: route.method.grpc_path,
-                request,
-                metadata,
-                timeout,
-                output: Some(route.output.clone()),
-            };
-            let reply = open(call).await?;
+            let reply = open(call(timeout, metadata)?).await?;
             return stream::respond(reply, StreamFormat::from_headers(&parts.headers)).await;
         }
     };
-    // Each attempt picks a channel anew, so a retry after a refused connection goes to the
-    // next replica.
     let attempt = |timeout, metadata| {
-        let request = request.clone();
-        async move {
-            let call = UnaryCall {
-                channel: gateway.channel()?,
-                grpc_path: route.method.grpc_path,
-                request,
-                metadata,
-                timeout,
-                output: Some(route.output.clone()),
-            };
-            unary(call).await
-        }
+        let call = call(timeout, metadata);
+        async move { unary(call?).await }
     };
     let outcome = match attempt(timeout, metadata.clone()).await {
         Err(err) if retry::retryable(&err, &parts.method) => match retry::plan(timeout, started.elapsed()) {

@@ -232,11 +232,9 @@ struct Handler {
     recorder: Recorder,
 }
 
-impl tonic::server::UnaryService<Bytes> for Handler {
-    type Response = Bytes;
-    type Future = BoxFuture<'static, Result<Response<Bytes>, Status>>;
-
-    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+impl Handler {
+    /// Records the call and asks the script for the reply.
+    fn record(&self, request: Request<Bytes>) -> Reply {
         let recorded = Recorded {
             path: self.path.clone(),
             metadata: request.metadata().clone(),
@@ -244,6 +242,16 @@ impl tonic::server::UnaryService<Bytes> for Handler {
         };
         let reply = (self.recorder.script)(&recorded);
         self.recorder.calls.lock().expect("lock").push(recorded);
+        reply
+    }
+}
+
+impl tonic::server::UnaryService<Bytes> for Handler {
+    type Response = Bytes;
+    type Future = BoxFuture<'static, Result<Response<Bytes>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let reply = self.record(request);
         Box::pin(async move {
             tokio::time::sleep(reply.delay).await;
             let mut metadata = MetadataMap::new();
@@ -271,13 +279,7 @@ impl tonic::server::ServerStreamingService<Bytes> for Handler {
     type Future = BoxFuture<'static, Result<Response<Self::ResponseStream>, Status>>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        let recorded = Recorded {
-            path: self.path.clone(),
-            metadata: request.metadata().clone(),
-            message: request.into_inner(),
-        };
-        let reply = (self.recorder.script)(&recorded);
-        self.recorder.calls.lock().expect("lock").push(recorded);
+        let reply = self.record(request);
         let cancelled = self.recorder.cancelled.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Status>>(1);
         tokio::spawn(async move {
