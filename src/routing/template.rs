@@ -246,7 +246,15 @@ fn parse_plain(source: &str, seg: &str) -> Result<Segment, TemplateError> {
         "**" => Ok(Segment::Multi),
         "" => fail(source, "empty segment"),
         s if s.contains(['*', ':', '{', '}', '?', '#']) => fail(source, format!("bad literal {s:?}")),
-        s => Ok(Segment::Literal(s.to_string())),
+        // Paths are matched percent-decoded, so literals are stored decoded too: a literal
+        // written `caf%C3%A9` must match a request for `/caf%C3%A9` (found by fuzzing).
+        s => match decode(s, false) {
+            Some(literal) => Ok(Segment::Literal(literal)),
+            None => fail(
+                source,
+                format!("literal {s:?} is not valid percent-encoded UTF-8"),
+            ),
+        },
     }
 }
 

@@ -115,3 +115,23 @@ fn literal_beats_wildcard_beats_deep_wildcard() {
     let multi = Template::parse("/a/**").expect("parses").specificity();
     assert!(lit > single && single > multi);
 }
+
+/// Found by the template fuzz target: a literal with a percent escape never matched its own
+/// path, because paths are matched decoded and the literal was kept encoded.
+#[test]
+fn literal_with_percent_escape_matches_its_own_path() {
+    let t = Template::parse("/caf%C3%A9/x").expect("parses");
+    assert_eq!(t.matches("/caf%C3%A9/x"), Some(vec![]));
+    assert_eq!(t.matches("/café/x"), Some(vec![]));
+    assert_eq!(t.matches("/caf%25C3%25A9/x"), None);
+    assert_eq!(
+        t.as_str(),
+        "/caf%C3%A9/x",
+        "logs and metrics keep the template as written"
+    );
+    let err = Template::parse("/%cD").expect_err("invalid UTF-8");
+    assert!(
+        err.to_string().contains("not valid percent-encoded UTF-8"),
+        "{err}"
+    );
+}
