@@ -315,50 +315,6 @@ impl RawConfig {
     }
 }
 
-impl RawCors {
-    fn validate(self) -> Result<CorsConfig, ConfigError> {
-        let any_origin = self.allowed_origins.iter().any(|o| o == "*");
-        let allow_credentials = self.allow_credentials.unwrap_or(false);
-        if any_origin && self.allowed_origins.len() > 1 {
-            return Err(ConfigError(
-                "cors.allowed_origins: \"*\" cannot be listed with other origins".to_string(),
-            ));
-        }
-        // Browsers refuse credentials with a wildcard origin, and tower-http would panic on
-        // the first request: refuse it here, at startup.
-        if any_origin && allow_credentials {
-            return Err(ConfigError(
-                "cors: allow_credentials = true cannot go with allowed_origins = [\"*\"]; list the origins"
-                    .to_string(),
-            ));
-        }
-        let mut allowed_origins = Vec::new();
-        for origin in self.allowed_origins.iter().filter(|o| *o != "*") {
-            let uri: Uri = origin
-                .parse()
-                .map_err(|_| ConfigError(format!("cors.allowed_origins: {origin:?} is not an origin")))?;
-            let bare = uri.scheme().is_some()
-                && uri.host().is_some()
-                && uri.path_and_query().is_none_or(|p| p.as_str() == "/");
-            if !bare || origin.ends_with('/') {
-                return Err(ConfigError(format!(
-                    "cors.allowed_origins: {origin:?} is not an origin such as https://app.example.com (scheme, host, optional port, no path)"
-                )));
-            }
-            let value = http::HeaderValue::from_str(origin).map_err(|_| {
-                ConfigError(format!("cors.allowed_origins: {origin:?} is not a header value"))
-            })?;
-            allowed_origins.push(value);
-        }
-        Ok(CorsConfig {
-            allowed_origins,
-            any_origin,
-            allow_credentials,
-            max_age: duration("cors.max_age", self.max_age, "10m")?,
-        })
-    }
-}
-
 impl RawRule {
     fn into_spec(self, number: usize) -> Result<RuleSpec, ConfigError> {
         let origin = format!("config rule {number}");
@@ -403,59 +359,11 @@ impl RawRule {
     }
 }
 
-fn parse_upstream_url(text: &str) -> Result<Uri, ConfigError> {
-    let bad = |why: &str| ConfigError(format!("upstream.url: {text:?} {why}"));
-    let uri: Uri = text.parse().map_err(|_| bad("is not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(bad("uses https, and TLS to the upstream is not supported yet"));
-        }
-        _ => return Err(bad("must start with http://")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(bad("has no host"));
-    }
-    if uri
-        .path_and_query()
-        .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
-    {
-        return Err(bad("must not have a path"));
-    }
-    Ok(uri)
-}
+mod cors;
+mod values;
 
-/// Parses `250ms`, `10s`, `5m` or `1h`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => n.checked_mul(60).map(Duration::from_secs),
-        "h" => n.checked_mul(3600).map(Duration::from_secs),
-        _ => None,
-    }
-}
-
-fn positive(key: &str, value: usize) -> Result<usize, ConfigError> {
-    if value == 0 {
-        return Err(ConfigError(format!("{key} must be at least 1")));
-    }
-    Ok(value)
-}
-
-fn duration(key: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {
-    let text = value.unwrap_or_else(|| default.to_string());
-    match parse_duration(&text) {
-        Some(d) if !d.is_zero() => Ok(d),
-        _ => Err(ConfigError(format!(
-            "{key}: {text:?} is not a positive duration such as 250ms, 10s or 5m"
-        ))),
-    }
-}
+pub use values::parse_duration;
+use values::{duration, parse_upstream_url, positive};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]
