@@ -48,6 +48,8 @@ pub struct UpstreamConfig {
     /// How often a hostname is resolved again, to follow replicas coming and going.
     pub resolve_interval: Duration,
     pub readiness: Readiness,
+    /// Set exactly when `url` is `https://`.
+    pub tls: Option<UpstreamTls>,
 }
 
 /// How `/readyz` asks the upstream whether it is ready.
@@ -132,6 +134,7 @@ struct RawUpstream {
     keepalive_timeout: Option<String>,
     resolve_interval: Option<String>,
     readiness: Option<String>,
+    tls: Option<tls::RawTls>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,14 +244,15 @@ impl RawConfig {
             },
         };
         let upstream = UpstreamConfig {
-            url,
             connect_timeout: duration("upstream.connect_timeout", u.connect_timeout, "1s")?,
-            timeout: duration("upstream.timeout", u.timeout, "10s")?,
-            max_timeout: duration("upstream.max_timeout", u.max_timeout, "60s")?,
+            timeout: duration("upstream.timeout", u.timeout, "5s")?,
+            max_timeout: duration("upstream.max_timeout", u.max_timeout, "30s")?,
             keepalive_interval: duration("upstream.keepalive_interval", u.keepalive_interval, "300s")?,
             keepalive_timeout: duration("upstream.keepalive_timeout", u.keepalive_timeout, "20s")?,
             resolve_interval: duration("upstream.resolve_interval", u.resolve_interval, "5s")?,
             readiness,
+            tls: tls::RawTls::validate(u.tls, &url)?,
+            url,
         };
         if upstream.timeout > upstream.max_timeout {
             return Err(ConfigError(
@@ -265,7 +269,7 @@ impl RawConfig {
             max_uri_bytes: positive("server.max_uri_bytes", s.max_uri_bytes.unwrap_or(8 * 1024))?,
             max_concurrent_requests: positive(
                 "server.max_concurrent_requests",
-                s.max_concurrent_requests.unwrap_or(1024),
+                s.max_concurrent_requests.unwrap_or(256),
             )?,
             http2_max_concurrent_streams: positive(
                 "server.http2_max_concurrent_streams",
@@ -364,6 +368,9 @@ mod values;
 
 pub use values::parse_duration;
 use values::{duration, parse_upstream_url, positive};
+
+mod tls;
+pub use tls::UpstreamTls;
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

@@ -9,6 +9,10 @@
 //! and connects once it is up; it has a connect timeout (tonic has none by default) and an
 //! HTTP/2 keepalive within grpcio's default ping policy (one ping per 5 minutes without
 //! data; faster pings earn a GOAWAY `too_many_pings`).
+//!
+//! An `https://` upstream is dialled with rustls: the configured CA or the system roots, an
+//! optional client certificate, and the configured server name (the URL's host by default)
+//! as SNI and verified name, since the endpoint itself dials a resolved IP.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,9 +20,9 @@ use std::sync::{Arc, RwLock};
 
 use futures_util::future::BoxFuture;
 use http::Uri;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::config::UpstreamConfig;
+use crate::config::{UpstreamConfig, UpstreamTls};
 
 /// Resolves the upstream's host to addresses; replaced in tests.
 pub trait Resolve: Send + Sync + 'static {
@@ -48,12 +52,16 @@ impl Upstream {
     /// Builds the upstream for `config`. Must run inside a tokio runtime: for a hostname it
     /// spawns the re-resolving task, which stops when the `Upstream` is dropped.
     pub fn new(config: &UpstreamConfig) -> Result<Arc<Upstream>, String> {
+        Self::check_tls(config)?;
         let host = config
             .url
             .host()
             .unwrap_or_default()
             .trim_matches(|c| c == '[' || c == ']');
-        let port = config.url.port_u16().unwrap_or(80);
+        let port = config.url.port_u16().unwrap_or(match config.tls {
+            Some(_) => 443,
+            None => 80,
+        });
         let upstream = Arc::new(Upstream {
             backends: RwLock::new(Arc::new(Vec::new())),
             next: AtomicUsize::new(0),
@@ -117,10 +125,16 @@ impl Upstream {
 
     fn endpoint(&self, addr: SocketAddr) -> Result<Endpoint, String> {
         let c = &self.config;
-        let uri = format!("http://{addr}");
+        let scheme = if c.tls.is_some() { "https" } else { "http" };
         let origin: Uri = c.url.clone();
-        Endpoint::from_shared(uri)
-            .map_err(|e| format!("upstream address {addr}: {e}"))?
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| format!("upstream address {addr}: {e}"))?;
+        if let Some(tls) = &c.tls {
+            endpoint = endpoint
+                .tls_config(client_tls(tls))
+                .map_err(|e| format!("upstream TLS for {addr}: {}", error_chain(&e)))?;
+        }
+        endpoint
             // Keep the configured host as :authority, as a client of the name would send.
             .origin(origin)
             .connect_timeout(c.connect_timeout)
@@ -130,6 +144,16 @@ impl Upstream {
             .keep_alive_while_idle(false)
             .user_agent(concat!("protogate/", env!("CARGO_PKG_VERSION")))
             .map_err(|e| format!("user agent: {e}"))
+    }
+
+    /// Checks that the TLS settings make a client (the PEM is valid, the key matches the
+    /// certificate's type), so that a bad key is a startup error and not a failure per call.
+    pub fn check_tls(config: &UpstreamConfig) -> Result<(), String> {
+        let Some(tls) = &config.tls else { return Ok(()) };
+        Endpoint::from_static("https://127.0.0.1")
+            .tls_config(client_tls(tls))
+            .map(|_| ())
+            .map_err(|e| format!("upstream.tls: {}", error_chain(&e)))
     }
 
     /// Resolves now and then every `resolve_interval`, for as long as the upstream lives.
@@ -178,4 +202,30 @@ impl Upstream {
         tracing::info!(upstream = %self.config.url, addresses = ?listed, "upstream addresses changed");
         self.replace(next);
     }
+}
+
+/// The rustls client settings: the configured CA, or the system roots; the client identity;
+/// and the name to verify, which is not the resolved IP the endpoint dials.
+fn client_tls(tls: &UpstreamTls) -> ClientTlsConfig {
+    let mut config = ClientTlsConfig::new().domain_name(tls.server_name.clone());
+    config = match &tls.ca_pem {
+        Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
+        None => config.with_native_roots(),
+    };
+    if let Some((cert, key)) = &tls.identity {
+        config = config.identity(Identity::from_pem(cert, key));
+    }
+    config
+}
+
+/// An error and its sources on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

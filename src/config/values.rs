@@ -11,11 +11,8 @@ pub(super) fn parse_upstream_url(text: &str) -> Result<Uri, ConfigError> {
     let bad = |why: &str| ConfigError(format!("upstream.url: {text:?} {why}"));
     let uri: Uri = text.parse().map_err(|_| bad("is not a URL"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(bad("uses https, and TLS to the upstream is not supported yet"));
-        }
-        _ => return Err(bad("must start with http://")),
+        Some("http" | "https") => {}
+        _ => return Err(bad("must start with http:// or https://")),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(bad("has no host"));
