@@ -132,3 +132,86 @@ fn durations() {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
 }
+
+/// The defaults that ship, in the binary and in `config/protogate.toml` alike (issue 5):
+/// an operator who deletes a line gets the same behaviour as one who keeps it.
+#[test]
+fn binary_and_shipped_defaults_agree_on_every_limit() {
+    let shipped = parse(include_str!("../config/protogate.toml")).expect("shipped config is valid");
+    let built_in = parse("").expect("empty is fine");
+    for config in [shipped, built_in] {
+        let (s, u) = (&config.server, &config.upstream);
+        assert_eq!(s.max_body_bytes, 1024 * 1024);
+        assert_eq!(s.max_header_bytes, 32 * 1024);
+        assert_eq!(s.max_headers, 100);
+        assert_eq!(s.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.body_timeout, Duration::from_secs(10));
+        assert_eq!(s.max_concurrent_requests, 256);
+        assert_eq!(s.drain_timeout, Duration::from_secs(20));
+        assert_eq!(u.connect_timeout, Duration::from_secs(1));
+        assert_eq!(u.timeout, Duration::from_secs(5));
+        assert_eq!(u.max_timeout, Duration::from_secs(30));
+        // grpc-core servers GOAWAY a client that pings more often than every 5 minutes
+        // while no data flows (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS).
+        assert!(u.keepalive_interval >= Duration::from_secs(300));
+    }
+}
+
+fn pem_file(name: &str, contents: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("protogate-config-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write");
+    path.to_str().expect("utf-8").to_string()
+}
+
+#[test]
+fn https_upstream_gets_tls_with_the_url_host_as_server_name() {
+    let config = parse("[upstream]\nurl = \"https://users.internal:8443\"").expect("valid");
+    let tls = config.upstream.tls.expect("https means TLS");
+    assert_eq!(tls.server_name, "users.internal");
+    assert!(tls.ca_pem.is_none(), "no CA file: the system roots");
+    assert!(tls.identity.is_none());
+    assert!(
+        parse("").expect("valid").upstream.tls.is_none(),
+        "http means no TLS"
+    );
+}
+
+#[test]
+fn tls_mistakes_are_one_line_each() {
+    const NOT_PEM: &str = "this is not a certificate\n";
+    let garbage = pem_file("garbage.pem", NOT_PEM);
+    let https = "[upstream]\nurl = \"https://users:443\"\n[upstream.tls]\n";
+    let cases = [
+        (
+            "[upstream]\nurl = \"http://users:1\"\n[upstream.tls]\nserver_name = \"users\"".to_string(),
+            "upstream.tls is set but upstream.url http://users:1/ is not https://".to_string(),
+        ),
+        (
+            format!("{https}ca_file = \"/nonexistent/ca.pem\""),
+            "upstream.tls.ca_file: cannot read /nonexistent/ca.pem".to_string(),
+        ),
+        (
+            format!("{https}ca_file = {garbage:?}"),
+            format!("upstream.tls.ca_file: {garbage}: no PEM certificate in the file"),
+        ),
+        (
+            format!("{https}cert_file = {garbage:?}"),
+            "cert_file and key_file go together".to_string(),
+        ),
+        (
+            format!("{https}server_name = \"not a name\""),
+            "upstream.tls.server_name: \"not a name\" is not a DNS name or IP address".to_string(),
+        ),
+        (
+            format!("{https}sni = \"users\""),
+            "unknown field `sni`".to_string(),
+        ),
+    ];
+    for (text, want) in cases {
+        let err = parse(&text).expect_err(&text).to_string();
+        assert!(err.contains(&want), "{text:?}: got {err:?}, want {want:?}");
+        assert!(!err.contains('\n'), "{text:?}: error spans lines: {err:?}");
+    }
+}

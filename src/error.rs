@@ -252,6 +252,17 @@ impl IntoResponse for GatewayError {
 pub struct ErrorCode(pub Code, pub Fault);
 
 /// grpc-gateway's `HTTPStatusFromCode`, copied (runtime/errors.go), not invented.
+/// An error and all its sources on one line (`a: b: c`), for logs: the client gets the
+/// short message, the operator the whole cause.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    for cause in std::iter::successors(err.source(), |e| e.source()) {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+    }
+    text
+}
+
 pub fn http_status(code: Code) -> StatusCode {
     match code {
         Code::Ok => StatusCode::OK,

@@ -126,11 +126,7 @@ pub fn classify(status: &tonic::Status, timeout: Duration) -> GatewayError {
     // A connect failure means the request provably never left the gateway.
     if let Some(connect) = source_of::<tonic::ConnectError>(status) {
         // The client learns that the upstream is unreachable; the log learns why.
-        let cause = std::iter::successors(std::error::Error::source(connect), |e| e.source())
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(": ");
-        tracing::warn!(error = %connect, cause, "upstream connect failed");
+        tracing::warn!(error = %crate::error::chain(connect), "upstream connect failed");
         return GatewayError::connect_failed(connect);
     }
     if source_of::<tonic::TimeoutExpired>(status).is_some() {
@@ -150,7 +146,13 @@ pub fn classify(status: &tonic::Status, timeout: Duration) -> GatewayError {
     // upstream is not speaking gRPC properly: a bad gateway, not a gateway bug (500). A
     // status the upstream sent has no source.
     if std::error::Error::source(status).is_some() || status.message().starts_with("protocol error") {
-        tracing::warn!(code = ?status.code(), message = status.message(), "upstream broke the gRPC protocol");
+        // The cause (an h2 reset, a TLS alert such as a refused client certificate) is in
+        // the source chain, not in the message.
+        tracing::warn!(
+            code = ?status.code(),
+            error = %crate::error::chain(status),
+            "upstream broke the gRPC protocol"
+        );
         return GatewayError::bad_upstream_reply(format!(
             "upstream is not answering gRPC: {}",
             status.message()

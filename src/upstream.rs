@@ -132,7 +132,7 @@ impl Upstream {
         if let Some(tls) = &c.tls {
             endpoint = endpoint
                 .tls_config(client_tls(tls))
-                .map_err(|e| format!("upstream TLS for {addr}: {}", error_chain(&e)))?;
+                .map_err(|e| format!("upstream TLS for {addr}: {}", crate::error::chain(&e)))?;
         }
         endpoint
             // Keep the configured host as :authority, as a client of the name would send.
@@ -153,7 +153,7 @@ impl Upstream {
         Endpoint::from_static("https://127.0.0.1")
             .tls_config(client_tls(tls))
             .map(|_| ())
-            .map_err(|e| format!("upstream.tls: {}", error_chain(&e)))
+            .map_err(|e| format!("upstream.tls: {}", crate::error::chain(&e)))
     }
 
     /// Resolves now and then every `resolve_interval`, for as long as the upstream lives.
@@ -216,16 +216,4 @@ fn client_tls(tls: &UpstreamTls) -> ClientTlsConfig {
         config = config.identity(Identity::from_pem(cert, key));
     }
     config
-}
-
-/// An error and its sources on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

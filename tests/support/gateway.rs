@@ -28,10 +28,16 @@ get = "/health"
 impl TestGateway {
     /// Starts a gateway for `upstream` with the seed rules plus `extra_toml`.
     pub async fn start(upstream: SocketAddr, extra_toml: &str) -> TestGateway {
+        Self::start_for(&format!("http://{upstream}"), extra_toml).await
+    }
+
+    /// Starts a gateway for the upstream URL `url` (`https://` for TLS) with the seed rules
+    /// plus `extra_toml`.
+    pub async fn start_for(url: &str, extra_toml: &str) -> TestGateway {
         let text = format!("{extra_toml}\n{SEED_RULES}");
         let overrides = Overrides {
             listen: Some("127.0.0.1:0".into()),
-            upstream: Some(format!("http://{upstream}")),
+            upstream: Some(url.to_string()),
         };
         let config = Config::from_toml(&text, &overrides).expect("test config is valid");
         Self::start_with(config).await

@@ -114,8 +114,27 @@ impl RecordingUpstream {
         Self::serve(listener, Arc::new(script))
     }
 
+    /// Starts an upstream that speaks gRPC over TLS only, with the given server settings.
+    pub async fn start_tls(
+        tls: tonic::transport::ServerTlsConfig,
+        script: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> RecordingUpstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        Self::serve_on(listener, Arc::new(script), Some(tls))
+    }
+
     /// Starts on a given listener (to restart on the same port).
     pub fn serve(listener: tokio::net::TcpListener, script: Script) -> RecordingUpstream {
+        Self::serve_on(listener, script, None)
+    }
+
+    fn serve_on(
+        listener: tokio::net::TcpListener,
+        script: Script,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> RecordingUpstream {
         let addr = listener.local_addr().expect("addr");
         let calls = Arc::new(Mutex::new(Vec::new()));
         let cancelled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -128,7 +147,11 @@ impl RecordingUpstream {
         let task = tokio::spawn(async move {
             // Every path goes to the recorder, whatever the service name.
             let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(service));
-            let _ = tonic::transport::Server::builder()
+            let mut builder = tonic::transport::Server::builder();
+            if let Some(tls) = tls {
+                builder = builder.tls_config(tls).expect("valid test TLS config");
+            }
+            let _ = builder
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                     let _ = stopped.await;
