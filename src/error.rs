@@ -159,6 +159,14 @@ impl GatewayError {
         err
     }
 
+    /// The upstream refused the stream (HTTP/2 `REFUSED_STREAM`), which RFC 9113 §8.7
+    /// guarantees means it did no processing: like a failed connect, safe to retry.
+    pub fn refused_by_upstream(cause: impl std::fmt::Display) -> Self {
+        let mut err = Self::upstream_unavailable(format_args!("upstream refused the call: {cause}"));
+        err.never_sent = true;
+        err
+    }
+
     pub fn never_sent(&self) -> bool {
         self.never_sent
     }

@@ -141,6 +141,19 @@ pub fn classify(status: &tonic::Status, timeout: Duration) -> GatewayError {
     {
         return GatewayError::bad_upstream_reply(format!("upstream reply too large: {}", status.message()));
     }
+    // An HTTP/2 reset or GOAWAY from the upstream. tonic's own mapping of the reason to a
+    // code exists only with its `server` feature, so the reason is read here, where it is
+    // the same in every build.
+    if let Some(h2) = source_of::<h2::Error>(status) {
+        if h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
+            return GatewayError::refused_by_upstream(h2);
+        }
+        if let (Some(reason), true) = (h2.reason(), h2.is_remote()) {
+            let frame = if h2.is_go_away() { "GOAWAY" } else { "RST_STREAM" };
+            tracing::warn!(error = %crate::error::chain(status), frame, "upstream ended the call");
+            return GatewayError::bad_upstream_reply(format!("upstream reset the call ({reason:?})"));
+        }
+    }
     // A status tonic made itself from a transport failure (it carries the hyper or h2 error
     // as its source), or from a reply that is not gRPC ("protocol error: …"), means the
     // upstream is not speaking gRPC properly: a bad gateway, not a gateway bug (500). A

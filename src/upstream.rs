@@ -24,6 +24,11 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 use crate::config::{UpstreamConfig, UpstreamTls};
 
+/// grpc-core's default `GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS`: a server
+/// counts a strike for every ping sooner than this while it sends no data, and after two
+/// strikes sends `GOAWAY ENHANCE_YOUR_CALM "too_many_pings"`.
+const GRPC_CORE_MIN_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Resolves the upstream's host to addresses; replaced in tests.
 pub trait Resolve: Send + Sync + 'static {
     fn resolve(&self) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>>;
@@ -53,6 +58,14 @@ impl Upstream {
     /// spawns the re-resolving task, which stops when the `Upstream` is dropped.
     pub fn new(config: &UpstreamConfig) -> Result<Arc<Upstream>, String> {
         Self::check_tls(config)?;
+        if config.keepalive_interval < GRPC_CORE_MIN_PING_INTERVAL {
+            tracing::warn!(
+                keepalive_interval_ms = config.keepalive_interval.as_millis() as u64,
+                "upstream.keepalive_interval is below 300s: a grpc-core server (C++, Python, \
+                 Ruby, PHP) with default settings closes the connection with GOAWAY \
+                 too_many_pings during calls longer than about three intervals"
+            );
+        }
         let host = config
             .url
             .host()

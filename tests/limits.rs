@@ -1,6 +1,7 @@
 //! Connection and request limits, each answered as google.rpc.Status JSON: a slowloris client
 //! is cut off without hurting others, oversized heads get 431/414, a slow body gets 408, and
-//! requests over the concurrency limit are shed at once with 503 and Retry-After.
+//! requests over the concurrency limit are shed at once with 503 and Retry-After, and an
+//! HTTP/2 connection gets no more streams at once than `http2_max_concurrent_streams`.
 
 mod support;
 
@@ -147,4 +148,67 @@ async fn excess_requests_are_shed_with_retry_after() {
 
 async fn get_owned(url: String) -> u16 {
     get(&url).await.status.as_u16()
+}
+
+#[tokio::test]
+async fn http2_streams_per_connection_are_capped() {
+    let starts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
+    let seen = starts.clone();
+    let upstream = RecordingUpstream::start(move |_| {
+        seen.lock().expect("lock").push(Instant::now());
+        ok().after(Duration::from_millis(300))
+    })
+    .await;
+    let gateway = TestGateway::start(upstream.addr, "[server]\nhttp2_max_concurrent_streams = 2").await;
+    // HTTP/2 with prior knowledge, on one connection.
+    let tcp = TcpStream::connect(gateway.addr).await.expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let url = gateway.url("/users?ids=1");
+    let request = move || {
+        http::Request::builder()
+            .uri(url.as_str())
+            .body(())
+            .expect("request")
+    };
+    let call = |client: h2::client::SendRequest<Bytes>, request: http::Request<()>| async move {
+        let mut client = client.ready().await.expect("stream capacity");
+        let (response, _) = client.send_request(request, true).expect("send");
+        let response = response.await.expect("response");
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.expect("body");
+            let _ = body.flow_control().release_capacity(chunk.len());
+            bytes.extend_from_slice(&chunk);
+        }
+        (status, bytes)
+    };
+    // One call first, so that the client has the server's SETTINGS before the burst.
+    let (status, _) = call(client.clone(), request()).await;
+    assert_eq!(status, 200);
+    assert_eq!(client.current_max_send_streams(), 2, "the advertised limit");
+    starts.lock().expect("lock").clear();
+
+    let burst: Vec<_> = (0..6)
+        .map(|_| tokio::spawn(call(client.clone(), request())))
+        .collect();
+    for task in burst {
+        let (status, body) = task.await.expect("no panic");
+        assert_eq!(status, 200, "{:?}", String::from_utf8_lossy(&body));
+        assert_eq!(body, br#"{"message":"success","data":[]}"#);
+    }
+    // Each upstream call lasts 300 ms, so three starts inside 300 ms would mean three
+    // streams at once on the connection.
+    let mut starts = starts.lock().expect("lock").clone();
+    starts.sort();
+    assert_eq!(starts.len(), 6, "every stream of the burst was served");
+    for window in starts.windows(3) {
+        assert!(
+            window[2] - window[0] >= Duration::from_millis(290),
+            "three streams in flight at once: starts {:?} apart",
+            window[2] - window[0]
+        );
+    }
 }

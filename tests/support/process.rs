@@ -246,6 +246,16 @@ pub fn python_venv() -> PathBuf {
 /// and returns it with its address once it has printed its readiness line. A missing venv is
 /// a test failure, never a skip: the end-to-end suite is only meaningful against it.
 pub fn spawn_python_users_on(port: u16, extra_env: &[(&str, &str)]) -> (ChildGuard, SocketAddr) {
+    spawn_python_users_with(port, extra_env, &[])
+}
+
+/// Like [`spawn_python_users_on`], with extra command-line arguments for the service (for
+/// example `--grpc-option NAME=VALUE`).
+pub fn spawn_python_users_with(
+    port: u16,
+    extra_env: &[(&str, &str)],
+    extra_args: &[&str],
+) -> (ChildGuard, SocketAddr) {
     let python = python_venv();
     assert!(
         python.exists(),
@@ -264,6 +274,7 @@ pub fn spawn_python_users_on(port: u16, extra_env: &[(&str, &str)]) -> (ChildGua
             "--port",
             &port.to_string(),
         ])
+        .args(extra_args)
         .env_remove("USERS_SERVICE_TEST_HOOKS")
         // Unbuffered, so the readiness line is not stuck in a pipe buffer.
         .env("PYTHONUNBUFFERED", "1");

@@ -109,3 +109,22 @@ def test_healthcheck_module_subprocess(start_server: Callable[..., RunningServer
     bad = subprocess.run(cmd, capture_output=True, text=True, timeout=EXIT_TIMEOUT)
     assert bad.returncode == 1
     assert "NOT_SERVING" in bad.stdout
+
+
+def test_grpc_option_flag_parses_name_value_pairs() -> None:
+    from users_service.__main__ import parse_args
+
+    args = parse_args(
+        [
+            "--grpc-option",
+            "grpc.http2.max_ping_strikes=2",
+            "--grpc-option",
+            "grpc.primary_user_agent=users",
+        ]
+    )
+    assert args.grpc_options == [
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.primary_user_agent", "users"),
+    ]
+    with pytest.raises(SystemExit):
+        parse_args(["--grpc-option", "no-equals-sign"])

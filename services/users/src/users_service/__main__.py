@@ -51,8 +51,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=SHUTDOWN_GRACE_S,
         help=f"seconds to drain in-flight RPCs on SIGTERM/SIGINT (default {SHUTDOWN_GRACE_S:g})",
     )
+    parser.add_argument(
+        "--grpc-option",
+        dest="grpc_options",
+        action="append",
+        type=parse_grpc_option,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a grpc-core channel argument for the server, overriding the service's defaults "
+        "(repeatable; integer values are passed as integers), e.g. "
+        "grpc.http2.max_ping_strikes=2",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser.parse_args(argv)
+
+
+def parse_grpc_option(text: str) -> tuple[str, int | str]:
+    """``NAME=VALUE`` -> ``(NAME, VALUE)``, VALUE as an int when it is one."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    try:
+        return name, int(value)
+    except ValueError:
+        return name, value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             max_workers=args.max_workers,
             maximum_concurrent_rpcs=args.max_concurrent_rpcs,
             grace=args.grace,
+            options=args.grpc_options,
         )
     except BindError as exc:
         logging.getLogger("users_service").error("%s", exc)

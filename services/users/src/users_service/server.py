@@ -150,6 +150,7 @@ def serve(
     max_workers: int = DEFAULT_MAX_WORKERS,
     maximum_concurrent_rpcs: int | None = None,
     grace: float = SHUTDOWN_GRACE_S,
+    options: Iterable[tuple[str, Any]] | None = None,
 ) -> int:
     """Run the server until SIGTERM or SIGINT, then drain it; returns exit code 0.
 
@@ -171,6 +172,7 @@ def serve(
         health_servicer = health.HealthServicer()
         server, bound_port = build_server(
             format_address(host, port),
+            options,
             health_servicer=health_servicer,
             max_workers=max_workers,
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
