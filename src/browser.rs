@@ -1,12 +1,12 @@
 //! What browsers need beyond plain HTTP: CORS (per configured origin list; preflight answered
-//! for every route with `Vary: Origin`) and gzip response compression negotiated with
+//! for every route with `Vary: Origin`; requested headers allowed, reply headers exposed) and gzip response compression negotiated with
 //! `Accept-Encoding`. Streams (NDJSON and SSE) are never compressed, so that each message is
 //! flushed as it arrives instead of waiting in a compressor's buffer.
 
 use http::{HeaderName, Method, header};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ExposeHeaders};
 
 use crate::config::CorsConfig;
 
@@ -29,18 +29,29 @@ pub fn cors(config: &CorsConfig) -> Option<CorsLayer> {
             Method::PATCH,
             Method::DELETE,
         ])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            HeaderName::from_static("x-request-id"),
-            HeaderName::from_static("grpc-timeout"),
-            HeaderName::from_static("traceparent"),
-            HeaderName::from_static("tracestate"),
-        ])
-        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        // Whatever the preflight asks for is allowed: `Grpc-Metadata-*` cannot be listed in
+        // advance, and allowing a header only lets the browser send it. What reaches the
+        // upstream is still decided by the forwarding allow-list (metadata.rs).
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers(expose_headers(config.allow_credentials))
         .allow_credentials(config.allow_credentials)
         .max_age(config.max_age);
     Some(layer)
+}
+
+/// Response headers a page's script may read. Without credentials, every one (`*`), so that
+/// `Grpc-Metadata-*` reply headers and `Allow` are readable; the wildcard does not count for
+/// credentialed requests (Fetch standard), so those get the gateway's own headers by name.
+fn expose_headers(credentials: bool) -> ExposeHeaders {
+    if credentials {
+        ExposeHeaders::list([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            header::ALLOW,
+        ])
+    } else {
+        ExposeHeaders::any()
+    }
 }
 
 /// gzip when the client accepts it, for bodies over 32 bytes, except streams.

@@ -66,9 +66,10 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
     let router = Router::new()
         .fallback(handle)
         .with_state(gateway)
-        .layer(crate::browser::compression());
-    // CORS sits outside everything that can reject, so preflights and error answers carry
-    // the CORS headers a browser needs to read them.
+        .layer(crate::browser::compression())
+        .layer(CatchPanicLayer::custom(|_| panic_response()));
+    // CORS sits outside everything that can reject, the panic answer included, so that
+    // preflights and error answers carry the CORS headers a browser needs to read them.
     let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
@@ -76,7 +77,6 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
     router
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(CatchPanicLayer::custom(|_| panic_response()))
 }
 
 fn panic_response() -> Response {

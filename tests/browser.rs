@@ -40,7 +40,10 @@ async fn preflight_is_answered_for_allowed_origins_only() {
     let preflight = [
         ("origin", APP),
         ("access-control-request-method", "POST"),
-        ("access-control-request-headers", "content-type, authorization"),
+        (
+            "access-control-request-headers",
+            "content-type, authorization, grpc-metadata-tenant",
+        ),
     ];
     let reply = send(
         Method::OPTIONS,
@@ -59,7 +62,8 @@ async fn preflight_is_answered_for_allowed_origins_only() {
     assert!(
         reply
             .header("access-control-allow-headers")
-            .is_some_and(|h| h.contains("authorization"))
+            .is_some_and(|h| h.contains("authorization") && h.contains("grpc-metadata-tenant")),
+        "every requested header is allowed; the forwarding allow-list decides what passes"
     );
     assert!(
         reply
@@ -100,10 +104,10 @@ async fn responses_and_errors_carry_cors_headers() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("access-control-allow-origin"), Some(APP));
     assert_eq!(reply.header("access-control-allow-credentials"), Some("true"));
-    assert!(
-        reply
-            .header("access-control-expose-headers")
-            .is_some_and(|h| h.contains("x-request-id"))
+    assert_eq!(
+        reply.header("access-control-expose-headers"),
+        Some("x-request-id,retry-after,allow"),
+        "with credentials the wildcard does not count, so the gateway's headers are named"
     );
     let reply = send(
         Method::GET,
@@ -118,6 +122,24 @@ async fn responses_and_errors_carry_cors_headers() {
         Some(APP),
         "a browser must be able to read errors"
     );
+}
+
+#[tokio::test]
+async fn upstream_metadata_is_readable_by_pages_without_credentials() {
+    let upstream =
+        RecordingUpstream::start(|_| Reply::message(&UserReply::default()).with_metadata("x-tenant", "blue"))
+            .await;
+    let gateway = TestGateway::start(upstream.addr, &format!("[cors]\nallowed_origins = [\"{APP}\"]")).await;
+    let reply = send(
+        Method::GET,
+        &gateway.url("/users?ids=1"),
+        &[("origin", APP)],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("grpc-metadata-x-tenant"), Some("blue"));
+    assert_eq!(reply.header("access-control-expose-headers"), Some("*"));
 }
 
 #[tokio::test]
