@@ -107,6 +107,8 @@ impl Gateway {
 pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
+    #[cfg(feature = "otlp")]
+    let span = crate::telemetry::RequestSpan::start(&method, request.headers());
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -123,7 +125,12 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
     } else {
         let mut label = String::from("(unmatched)");
         let response = match gateway.admission.admit() {
-            Ok(_permit) => transcode(&gateway, request, &mut label).await,
+            Ok(_permit) => {
+                let work = transcode(&gateway, request, &mut label);
+                #[cfg(feature = "otlp")]
+                let work = span.scope(work);
+                work.await
+            }
             Err(shed) => Err(shed),
         };
         (label, response.unwrap_or_else(IntoResponse::into_response))
@@ -142,6 +149,8 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
     } else {
         tracing::info!(request_id, %method, route, status, grpc_code, latency_ms, "request");
     }
+    #[cfg(feature = "otlp")]
+    span.finish(&route, status, &request_id);
     response
 }
 
@@ -231,18 +240,16 @@ async fn transcode(
         result => result,
     };
     // A request that failed to decode never reached the upstream: no RPC to count.
-    match &outcome {
-        Err(err) if err.fault() == Fault::Client => {}
-        Ok(_) => gateway.metrics.observe_rpc(
-            route.method.full_name,
-            tonic::Code::Ok,
-            started.elapsed().as_secs_f64(),
-        ),
-        Err(err) => gateway.metrics.observe_rpc(
-            route.method.full_name,
-            err.code(),
-            started.elapsed().as_secs_f64(),
-        ),
+    let rpc_code = match &outcome {
+        Err(err) if err.fault() == Fault::Client => None,
+        Ok(_) => Some(tonic::Code::Ok),
+        Err(err) => Some(err.code()),
+    };
+    if let Some(code) = rpc_code {
+        let elapsed = started.elapsed().as_secs_f64();
+        gateway.metrics.observe_rpc(route.method.full_name, code, elapsed);
+        #[cfg(feature = "otlp")]
+        crate::telemetry::record_rpc(route.method.full_name, code);
     }
     let reply = outcome?;
 

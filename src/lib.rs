@@ -26,6 +26,8 @@ pub mod retry;
 pub mod routing;
 pub mod server;
 pub mod stream;
+#[cfg(feature = "otlp")]
+pub mod telemetry;
 pub mod upstream;
 pub mod wkt;
 

@@ -79,7 +79,12 @@ fn main() -> ExitCode {
             Err(err) => fail(&err),
         };
     }
-    runtime.block_on(async {
+    #[cfg(feature = "otlp")]
+    let telemetry = match protogate::telemetry::init(runtime.handle()) {
+        Ok(telemetry) => telemetry,
+        Err(err) => return fail(&err),
+    };
+    let code = runtime.block_on(async {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
             Err(err) => return fail(&format!("cannot listen on {}: {err}", config.listen)),
@@ -88,7 +93,11 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err.to_string()),
         }
-    })
+    });
+    // After the drain every span has ended; export what is still queued.
+    #[cfg(feature = "otlp")]
+    telemetry.shutdown();
+    code
 }
 
 fn load_config(cli: &Cli) -> Result<Config, String> {

@@ -74,12 +74,15 @@ pub fn to_grpc(headers: &HeaderMap, extra: &[HeaderName]) -> Result<MetadataMap,
         }
         insert(&mut metadata, key, value)?;
     }
+    // With OTLP export on, the upstream's parent is the gateway's span, not the caller's.
+    #[cfg(feature = "otlp")]
+    crate::telemetry::inject(&mut metadata);
     Ok(metadata)
 }
 
 /// `version-traceid-parentid-flags` in lowercase hex, per W3C Trace Context: version `ff`
 /// and all-zero ids are invalid.
-fn valid_traceparent(value: Option<&HeaderValue>) -> bool {
+pub(crate) fn valid_traceparent(value: Option<&HeaderValue>) -> bool {
     let Some(text) = value.and_then(|v| v.to_str().ok()) else {
         return false;
     };
