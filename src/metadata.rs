@@ -166,17 +166,54 @@ pub fn to_http(metadata: &MetadataMap, headers: &mut HeaderMap) {
 /// The call deadline: the client's `grpc-timeout` if it sent one, else `default`, never more
 /// than `max`.
 pub fn deadline(headers: &HeaderMap, default: Duration, max: Duration) -> Result<Duration, GatewayError> {
-    let Some(value) = headers.get("grpc-timeout") else {
-        return Ok(default.min(max));
+    let grpc = match headers.get("grpc-timeout") {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().unwrap_or_default();
+            Some(parse_grpc_timeout(text).ok_or_else(|| {
+                GatewayError::bad_field(
+                    "grpc-timeout",
+                    format!(
+                        "invalid grpc-timeout {text:?}: expected up to 8 digits and a unit H, M, S, m, u or n"
+                    ),
+                )
+            })?)
+        }
     };
-    let text = value.to_str().unwrap_or_default();
-    let parsed = parse_grpc_timeout(text).ok_or_else(|| {
-        GatewayError::bad_field(
-            "grpc-timeout",
-            format!("invalid grpc-timeout {text:?}: expected up to 8 digits and a unit H, M, S, m, u or n"),
-        )
-    })?;
-    Ok(parsed.min(max))
+    let plain = match headers.get("x-request-timeout") {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().unwrap_or_default();
+            Some(parse_request_timeout(text).ok_or_else(|| {
+                GatewayError::bad_field(
+                    "x-request-timeout",
+                    format!("invalid x-request-timeout {text:?}: expected seconds (1.5) or a duration (250ms, 2s, 1m)"),
+                )
+            })?)
+        }
+    };
+    // Both may come (a gRPC-aware proxy adds one); the tighter wins, and neither beats max.
+    let asked = match (grpc, plain) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => default,
+    };
+    Ok(asked.min(max))
+}
+
+/// `X-Request-Timeout`, for clients that do not speak gRPC's timeout syntax: seconds, whole
+/// or decimal (`2`, `1.5`), or a duration with a unit (`250ms`, `2s`, `1m`). Zero, negative
+/// and non-finite values are refused.
+pub fn parse_request_timeout(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Some(duration) = crate::config::parse_duration(text) {
+        return (!duration.is_zero()).then_some(duration);
+    }
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let seconds: f64 = text.parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok().filter(|d| !d.is_zero())
 }
 
 /// `TimeoutValue TimeoutUnit` per gRPC's PROTOCOL-HTTP2.md.

@@ -119,6 +119,31 @@ fn deadline_is_capped_and_bad_values_are_400() {
 }
 
 #[test]
+fn x_request_timeout_is_seconds_or_a_duration_and_the_tighter_deadline_wins() {
+    let (def, max) = (Duration::from_secs(10), Duration::from_secs(60));
+    for (text, want) in [
+        ("2", Duration::from_secs(2)),
+        ("1.5", Duration::from_millis(1500)),
+        ("250ms", Duration::from_millis(250)),
+        ("2s", Duration::from_secs(2)),
+        ("1m", Duration::from_secs(60)),
+        ("90m", max),
+    ] {
+        let got = deadline(&headers(&[("x-request-timeout", text)]), def, max).expect(text);
+        assert_eq!(got, want, "{text:?}");
+    }
+    for bad in ["", "0", "0.0", "-1", "soon", "1e3", "NaN", "inf", "2 s", "1.2.3"] {
+        let err = deadline(&headers(&[("x-request-timeout", bad)]), def, max).expect_err(bad);
+        assert_eq!(err.http_status(), http::StatusCode::BAD_REQUEST, "{bad:?}");
+        assert!(err.message().contains("x-request-timeout"), "{bad:?}");
+    }
+    let both = headers(&[("grpc-timeout", "3S"), ("x-request-timeout", "2")]);
+    assert_eq!(deadline(&both, def, max).expect("both"), Duration::from_secs(2));
+    let both = headers(&[("grpc-timeout", "1S"), ("x-request-timeout", "2")]);
+    assert_eq!(deadline(&both, def, max).expect("both"), Duration::from_secs(1));
+}
+
+#[test]
 fn malformed_traceparent_is_dropped_with_its_tracestate() {
     let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     for (traceparent, forwarded) in [

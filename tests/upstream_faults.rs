@@ -196,6 +196,22 @@ async fn slow_upstream_is_504_at_the_deadline() {
         sent.ends_with('u') && micros <= 100_000 && micros > 50_000,
         "{sent}"
     );
+    // X-Request-Timeout, for clients that do not speak gRPC, works the same way, and is
+    // not itself forwarded.
+    let reply = send(
+        Method::GET,
+        &gateway.url("/users?ids=1"),
+        &[("x-request-timeout", "0.1")],
+        Bytes::new(),
+    )
+    .await;
+    reply.assert_json(
+        504,
+        json!({"code":4,"message":"upstream did not answer within 100ms","details":[]}),
+    );
+    let call = &upstream.calls()[2];
+    assert!(call.meta("grpc-timeout").is_some_and(|t| t.ends_with('u')));
+    assert_eq!(call.meta("x-request-timeout"), None);
 }
 
 #[tokio::test]
