@@ -1,0 +1,16 @@
+//! Build script: compiles the seed's contract, `../proto/api.proto`, with protox (no system
+//! `protoc`) into prost types plus a tonic client and server for `MyService`. It owns nothing
+//! else; the gateway's own build (`../build.rs`) is separate.
+//!
+//! The file has no `package`, so prost writes its types to `_.rs`, and tonic keeps the wire
+//! path `/MyService/User`, the same path the gateway and the Python service use.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=../proto/api.proto");
+    let fds = protox::compile(["api.proto"], ["../proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! `bench`: the benchmark runner of issue 6 (run it through `scripts/bench`). It starts the
+//! fast upstream, the Python service, fresh gateways and the load generators, measures, and
+//! prints and saves the tables (bench/README.md explains every column).
+//!
+//! Subcommands: `run` (the default: the main table, the fixed-rate check and the targets),
+//! `sizes`, `connections` and `soak` (the scaling checks). It owns the command line, its own
+//! CPU pinning and the signal handler; the modules own the rest:
+//! `rig` (options, upstreams, gateways), `loads` (load generators, one sample),
+//! `measure` (/proc, HTTP probes), `procs` (children), `table` (the main table),
+//! `scaling` (the checks), `report` (medians, machine, versions, files).
+
+mod loads;
+mod measure;
+mod procs;
+mod report;
+mod rig;
+mod scaling;
+mod table;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::procs::Spec;
+use crate::rig::{Opts, Rig};
+
+/// protogate's benchmark runner: direct gRPC against protogate, side by side.
+#[derive(Debug, Parser)]
+#[command(about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+#[derive(Clone, Debug, Subcommand)]
+enum Command {
+    /// The main table, the fixed-rate check and the targets (the default).
+    Run,
+    /// Cost against the reply size.
+    Sizes {
+        /// Users per reply.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+        users: Vec<usize>,
+    },
+    /// Cost against the number of connections.
+    Connections {
+        /// Connection counts.
+        #[arg(long, value_delimiter = ',', default_value = "1,32,256,1024")]
+        counts: Vec<usize>,
+    },
+    /// One long run at many connections: errors and RSS over time.
+    Soak {
+        #[arg(long, env = "BENCH_SOAK_SECONDS", default_value_t = 300)]
+        soak_seconds: u64,
+        #[arg(long, default_value_t = 1024)]
+        soak_connections: usize,
+        /// Seconds between RSS samples.
+        #[arg(long, default_value_t = 5)]
+        sample_every: u64,
+    },
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Run => "run",
+            Command::Sizes { .. } => "sizes",
+            Command::Connections { .. } => "connections",
+            Command::Soak { .. } => "soak",
+        }
+    }
+}
+
+/// What the JSON file holds.
+#[derive(Serialize)]
+struct Saved<'a, T: Serialize> {
+    command: &'static str,
+    started: &'a str,
+    machine: &'a report::Machine,
+    versions: &'a report::Versions,
+    opts: &'a Opts,
+    results: T,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match bench(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or(Command::Run);
+    // Pin ourselves (and so every later thread) to the load CPU before any thread exists.
+    pin_self(cli.opts.load_cpu)?;
+    ctrlc::set_handler(|| {
+        eprintln!("bench: interrupted; stopping every child");
+        procs::kill_all_and_exit(130);
+    })?;
+    anyhow::ensure!(cli.opts.repeats > 0, "--repeats must be at least 1");
+    let started = report::utc_now();
+    let machine = report::machine();
+    let rig = Rig::start(cli.opts, matches!(command, Command::Run))?;
+    let versions = report::versions(&rig);
+    let (title, body, json) = match &command {
+        Command::Run => {
+            let r = table::run(&rig)?;
+            (
+                "protogate bench",
+                table::markdown(&r, &rig),
+                serde_json::to_value(&r)?,
+            )
+        }
+        Command::Sizes { users } => {
+            let p = scaling::sizes(&rig, users)?;
+            let md = scaling::markdown("Reply size (users per reply)", "users/reply", &p);
+            ("protogate bench: reply size", md, serde_json::to_value(&p)?)
+        }
+        Command::Connections { counts } => {
+            let p = scaling::connections(&rig, counts)?;
+            let md = scaling::markdown("Connections", "connections", &p);
+            ("protogate bench: connections", md, serde_json::to_value(&p)?)
+        }
+        Command::Soak {
+            soak_seconds,
+            soak_connections,
+            sample_every,
+        } => {
+            let s = scaling::soak(&rig, *soak_connections, *soak_seconds, *sample_every)?;
+            (
+                "protogate bench: soak",
+                scaling::soak_markdown(&s),
+                serde_json::to_value(&s)?,
+            )
+        }
+    };
+    let runs = match &command {
+        Command::Soak { soak_seconds, .. } => format!("one run of {soak_seconds} s, no warmup"),
+        _ => report::repeated_runs(&rig),
+    };
+    let md = report::header(title, &started, &machine, &versions, &rig, &runs) + &body;
+    let saved = Saved {
+        command: command.name(),
+        started: &started,
+        machine: &machine,
+        versions: &versions,
+        opts: &rig.opts,
+        results: json,
+    };
+    let stamp = started.replace(':', "");
+    let path = report::write(&rig.out, command.name(), &stamp, &md, &saved)?;
+    println!("{md}");
+    eprintln!(
+        "bench: saved {} (and .json, and {}-latest.*)",
+        path.display(),
+        command.name()
+    );
+    Ok(())
+}
+
+/// `taskset -p -c CPU <our pid>`: the runner's probes and log drains stay off the gateway's CPU.
+fn pin_self(cpu: usize) -> anyhow::Result<()> {
+    let pid = std::process::id().to_string();
+    let cpu = cpu.to_string();
+    let spec = Spec::new("taskset-self", "taskset", &["-p", "-c", &cpu, &pid]);
+    procs::run(&spec, &std::env::temp_dir(), Duration::from_secs(10)).map(drop)
+}

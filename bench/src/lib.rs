@@ -1,0 +1,37 @@
+//! The bench harness library: the generated `MyService` code (`pb`), the seeded user table
+//! the fast upstream serves (`users`), and the load driver both load generators share
+//! (`load`: closed-loop and fixed-rate schedules, latency histograms, the JSON summary line).
+//! It owns no process handling and no HTTP/gRPC specifics; those live in the binaries.
+
+pub mod load;
+pub mod users;
+
+/// Generated prost types plus the tonic client and server for the seed's package-less
+/// `api.proto` (wire paths `/MyService/User` and `/MyService/Health`).
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/_.rs"));
+}
+
+/// Parses a comma list of user ids such as `1,2,3` (what `--ids` takes).
+pub fn parse_ids(text: &str) -> Result<Vec<i32>, String> {
+    text.split(',')
+        .map(|part| {
+            part.trim()
+                .parse::<i32>()
+                .map_err(|e| format!("invalid id {part:?}: {e}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ids;
+
+    #[test]
+    fn ids_parse_as_a_comma_list() {
+        assert_eq!(parse_ids("1,2, 3").unwrap(), vec![1, 2, 3]);
+        assert!(parse_ids("1,x").is_err());
+        assert!(parse_ids("").is_err());
+    }
+}
