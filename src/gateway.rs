@@ -109,21 +109,17 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
     let method = request.method().clone();
     #[cfg(feature = "otlp")]
     let span = crate::telemetry::RequestSpan::start(&method, request.headers());
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let path = request.uri().path().to_string();
+    // Set by the request-id layer when the client sent none.
+    let request_id = request.headers().get("x-request-id").cloned();
+    let reserved = ops::reserved(request.uri().path());
     let active = gateway.metrics.active();
     let (route, response) = if let Err(err) = admission::check_head(&gateway.config.server, &request) {
-        ("(rejected)".to_string(), err.into_response())
-    } else if let Some(answer) = ops::answer(&gateway, &method, &path).await {
+        ("(rejected)", err.into_response())
+    } else if let Some(path) = reserved {
         // Probes are never shed: an overloaded gateway is still alive.
-        (path, answer)
+        (path, ops::answer(&gateway, &method, path).await)
     } else {
-        let mut label = String::from("(unmatched)");
+        let mut label = "(unmatched)";
         let response = match gateway.admission.admit() {
             Ok(_permit) => {
                 let work = transcode(&gateway, request, &mut label);
@@ -141,23 +137,29 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
     let grpc_code = error.map_or(0, |(code, _)| code as i32);
     let elapsed = started.elapsed().as_secs_f64();
     let latency_ms = elapsed * 1000.0;
+    let request_id = request_id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     gateway
         .metrics
-        .observe_http(method.as_str(), &route, status, elapsed, error);
+        .observe_http(method.as_str(), route, status, elapsed, error);
     if status >= 500 {
         tracing::warn!(request_id, %method, route, status, grpc_code, latency_ms, "request");
     } else {
         tracing::info!(request_id, %method, route, status, grpc_code, latency_ms, "request");
     }
     #[cfg(feature = "otlp")]
-    span.finish(&route, status, &request_id);
+    span.finish(route, status, request_id);
     response
 }
 
-async fn transcode(
-    gateway: &Gateway,
+/// Routes, binds and forwards one request; `label` becomes the route template once the
+/// route is known.
+async fn transcode<'g>(
+    gateway: &'g Gateway,
     request: Request,
-    label: &mut String,
+    label: &mut &'g str,
 ) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
     let (route, vars) = match gateway.routes.lookup(&parts.method, parts.uri.path()) {
@@ -167,8 +169,7 @@ async fn transcode(
         }
         Lookup::NotFound => return Err(GatewayError::route_not_found(parts.uri.path())),
     };
-    label.clear();
-    label.push_str(route.template.as_str());
+    *label = route.template.as_str();
 
     let config = &gateway.config;
     let metadata = metadata::to_grpc(&parts.headers, &config.transcoding.forward_headers)?;
@@ -286,6 +287,10 @@ async fn read_body(
     limit: usize,
     timeout: std::time::Duration,
 ) -> Result<Bytes, GatewayError> {
+    // Most requests (every GET) have no body: no timer, no collecting.
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
     let declared = declared
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());

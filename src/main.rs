@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use protogate::{Config, Overrides};
-use tracing_subscriber::EnvFilter;
+
+/// mimalloc instead of glibc's malloc: the request path allocates a few dozen small objects
+/// per request, and mimalloc's thread-local free lists make that markedly cheaper.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A gRPC → HTTP/JSON gateway.
 #[derive(Debug, Parser)]
@@ -48,7 +52,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format.as_deref());
+    // Held to the end of main: dropping it flushes the log lines still queued.
+    let _log = protogate::logging::init(cli.log_format.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
@@ -120,24 +125,6 @@ fn fail(message: &str) -> ExitCode {
     tracing::error!(error = message, "protogate cannot start");
     eprintln!("protogate: {message}");
     ExitCode::from(2)
-}
-
-fn init_logging(format: Option<&str>) {
-    use std::io::IsTerminal;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = match format {
-        Some("text") => false,
-        Some(_) => true,
-        None => !std::io::stdout().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    if json {
-        builder.json().flatten_event(true).with_current_span(false).init();
-    } else {
-        builder.init();
-    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

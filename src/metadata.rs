@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tonic::metadata::{
-    AsciiMetadataKey, AsciiMetadataValue, BinaryMetadataKey, BinaryMetadataValue, KeyAndValueRef, MetadataMap,
-};
+use tonic::metadata::{KeyAndValueRef, MetadataMap};
 
 use crate::error::GatewayError;
 
@@ -54,26 +52,43 @@ pub fn to_grpc(headers: &HeaderMap, extra: &[HeaderName]) -> Result<MetadataMap,
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
         .collect();
-    let mut metadata = MetadataMap::new();
+    let mut trace_context = None;
+    let mut metadata = HeaderMap::new();
     for (name, value) in headers {
-        let name = name.as_str();
-        let key = if let Some(stripped) = name.strip_prefix(METADATA_PREFIX) {
-            stripped
-        } else if BUILT_IN.contains(&name) || extra.iter().any(|h| h.as_str() == name) {
-            name
+        let text = name.as_str();
+        let (key, built_in) = if let Some(stripped) = text.strip_prefix(METADATA_PREFIX) {
+            (stripped, false)
+        } else if BUILT_IN.contains(&text) {
+            (text, true)
+        } else if extra.iter().any(|h| h == name) {
+            (text, false)
         } else {
             continue;
         };
-        if key.is_empty() || is_forbidden(key) || hop_by_hop.iter().any(|h| h == name || h == key) {
+        if key.is_empty() || is_forbidden(key) || hop_by_hop.iter().any(|h| h == text || h == key) {
             continue;
         }
         // W3C Trace Context: a malformed traceparent is ignored (the trace restarts upstream),
         // never rejected; tracestate means nothing without a valid traceparent.
-        if (key == "traceparent" || key == "tracestate") && !valid_traceparent(headers.get("traceparent")) {
-            continue;
+        if key == "traceparent" || key == "tracestate" {
+            let valid = *trace_context.get_or_insert_with(|| valid_traceparent(headers.get("traceparent")));
+            if !valid {
+                continue;
+            }
         }
-        insert(&mut metadata, key, value)?;
+        let key = if built_in || key.len() == text.len() {
+            // The header's own name, shared rather than parsed again.
+            name.clone()
+        } else {
+            match HeaderName::from_bytes(key.as_bytes()) {
+                Ok(key) => key,
+                Err(_) => continue,
+            }
+        };
+        insert(&mut metadata, key, value, built_in)?;
     }
+    #[allow(unused_mut)]
+    let mut metadata = MetadataMap::from_headers(metadata);
     // With OTLP export on, the upstream's parent is the gateway's span, not the caller's.
     #[cfg(feature = "otlp")]
     crate::telemetry::inject(&mut metadata);
@@ -108,11 +123,16 @@ pub(crate) fn valid_traceparent(value: Option<&HeaderValue>) -> bool {
     }
 }
 
-fn insert(metadata: &mut MetadataMap, key: &str, value: &HeaderValue) -> Result<(), GatewayError> {
-    if key.ends_with("-bin") {
-        let Ok(key) = BinaryMetadataKey::from_bytes(key.as_bytes()) else {
-            return Ok(());
-        };
+/// Adds one value. The built-in headers are marked sensitive, so that HTTP/2 never puts
+/// them in its HPACK dynamic table: credentials must not be (RFC 7541 §7.1.3), and request
+/// ids and trace context are unique per request, so indexing them only churns the table.
+fn insert(
+    metadata: &mut HeaderMap,
+    key: HeaderName,
+    value: &HeaderValue,
+    built_in: bool,
+) -> Result<(), GatewayError> {
+    if key.as_str().ends_with("-bin") {
         let text = value.as_bytes();
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(text)
@@ -123,17 +143,24 @@ fn insert(metadata: &mut MetadataMap, key: &str, value: &HeaderValue) -> Result<
                     format!("header for binary metadata {} is not base64", key.as_str()),
                 )
             })?;
-        metadata.append_bin(key, BinaryMetadataValue::from_bytes(&decoded));
-    } else {
-        // Non-ASCII or otherwise invalid values are dropped, as grpc-gateway does.
-        let (Ok(key), Ok(value)) = (
-            AsciiMetadataKey::from_bytes(key.as_bytes()),
-            AsciiMetadataValue::try_from(value.as_bytes()),
-        ) else {
-            return Ok(());
-        };
-        metadata.append(key, value);
+        // On the gRPC wire a binary value travels base64-encoded without padding; this is
+        // the canonical form of what the client sent.
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(decoded);
+        if let Ok(value) = HeaderValue::try_from(encoded) {
+            metadata.append(key, value);
+        }
+        return Ok(());
     }
+    // Non-ASCII or otherwise invalid values are dropped, as grpc-gateway does: gRPC ASCII
+    // metadata is printable ASCII only, where HTTP also allows obs-text.
+    if !value.as_bytes().iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Ok(());
+    }
+    let mut value = value.clone();
+    if built_in {
+        value.set_sensitive(true);
+    }
+    metadata.append(key, value);
     Ok(())
 }
 

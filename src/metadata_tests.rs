@@ -1,6 +1,7 @@
 //! Header ↔ metadata mapping and `grpc-timeout` parsing.
 
 use super::*;
+use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue};
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
@@ -44,6 +45,11 @@ fn allow_list_forwards_and_everything_else_stays() {
         Some("Bearer t")
     );
     assert_eq!(md.get("tenant").and_then(|v| v.to_str().ok()), Some("acme"));
+    // Credentials and per-request values are never HPACK-indexed on the upstream connection.
+    for sensitive in ["authorization", "x-request-id", "traceparent", "tracestate"] {
+        assert!(md.get(sensitive).is_some_and(|v| v.is_sensitive()), "{sensitive}");
+    }
+    assert!(md.get("tenant").is_some_and(|v| !v.is_sensitive()));
     for absent in [
         "x-custom",
         "x-other",

@@ -47,12 +47,14 @@ impl Histogram {
     }
 }
 
-type HttpKey = (String, String, u16);
+/// HTTP histograms by method, then route, then status: nested so that a request finds its
+/// histogram by `&str` without allocating a key (only a first sighting allocates).
+type HttpHistograms = BTreeMap<String, BTreeMap<String, BTreeMap<u16, Histogram>>>;
 
 /// All metrics of one gateway.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    http: Mutex<BTreeMap<HttpKey, Histogram>>,
+    http: Mutex<HttpHistograms>,
     rpc: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     upstream_errors: Mutex<BTreeMap<&'static str, u64>>,
@@ -83,10 +85,18 @@ impl Metrics {
         seconds: f64,
         error: Option<(Code, Fault)>,
     ) {
-        lock(&self.http)
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default()
-            .observe(seconds);
+        {
+            let mut http = lock(&self.http);
+            let routes = match http.get_mut(method) {
+                Some(routes) => routes,
+                None => http.entry(method.to_string()).or_default(),
+            };
+            let statuses = match routes.get_mut(route) {
+                Some(statuses) => statuses,
+                None => routes.entry(route.to_string()).or_default(),
+            };
+            statuses.entry(status).or_default().observe(seconds);
+        }
         match error {
             Some((_, Fault::Client)) => {
                 *lock(&self.rejected).entry(rejection_reason(status)).or_default() += 1
@@ -116,13 +126,17 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP http_server_request_duration_seconds Duration of HTTP server requests.\n");
         out.push_str("# TYPE http_server_request_duration_seconds histogram\n");
-        for ((method, route, status), h) in lock(&self.http).iter() {
-            let labels = format!(
-                "http_request_method=\"{}\",http_route=\"{}\",http_response_status_code=\"{status}\"",
-                escape(method),
-                escape(route)
-            );
-            h.render(&mut out, "http_server_request_duration_seconds", &labels);
+        for (method, routes) in lock(&self.http).iter() {
+            for (route, statuses) in routes {
+                for (status, h) in statuses {
+                    let labels = format!(
+                        "http_request_method=\"{}\",http_route=\"{}\",http_response_status_code=\"{status}\"",
+                        escape(method),
+                        escape(route)
+                    );
+                    h.render(&mut out, "http_server_request_duration_seconds", &labels);
+                }
+            }
         }
         out.push_str("# HELP http_server_active_requests Number of active HTTP server requests.\n");
         out.push_str("# TYPE http_server_active_requests gauge\n");
@@ -148,6 +162,15 @@ impl Metrics {
                 "protogate_rejected_requests_total{{reason=\"{reason}\"}} {n}"
             );
         }
+        out.push_str(
+            "# HELP protogate_log_lines_dropped_total Log lines dropped because stdout could not keep up.\n",
+        );
+        out.push_str("# TYPE protogate_log_lines_dropped_total counter\n");
+        let _ = writeln!(
+            out,
+            "protogate_log_lines_dropped_total {}",
+            crate::logging::dropped_lines()
+        );
         out.push_str("# HELP protogate_upstream_errors_total Failed upstream calls, by kind.\n");
         out.push_str("# TYPE protogate_upstream_errors_total counter\n");
         for (kind, n) in lock(&self.upstream_errors).iter() {

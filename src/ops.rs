@@ -21,15 +21,17 @@ const READY_TIMEOUT: Duration = Duration::from_secs(1);
 /// The paths answered here; they shadow any route with the same path.
 pub const RESERVED_PATHS: [&str; 5] = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"];
 
-/// Answers an operational request, or `None` when the path is not one.
-pub async fn answer(gateway: &Gateway, method: &Method, path: &str) -> Option<Response> {
-    if !RESERVED_PATHS.contains(&path) {
-        return None;
-    }
+/// The reserved path `path` is, if it is one (as a `'static` label for logs and metrics).
+pub fn reserved(path: &str) -> Option<&'static str> {
+    RESERVED_PATHS.iter().copied().find(|p| *p == path)
+}
+
+/// Answers an operational request on one of the [`RESERVED_PATHS`].
+pub async fn answer(gateway: &Gateway, method: &Method, path: &str) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return Some(GatewayError::method_not_allowed(method, &[Method::GET, Method::HEAD]).into_response());
+        return GatewayError::method_not_allowed(method, &[Method::GET, Method::HEAD]).into_response();
     }
-    Some(match path {
+    match path {
         "/healthz" => status_json("SERVING"),
         "/metrics" => {
             let mut response = gateway.metrics().render().into_response();
@@ -48,7 +50,7 @@ pub async fn answer(gateway: &Gateway, method: &Method, path: &str) -> Option<Re
             Err(err) if err.code() == tonic::Code::Unavailable => err.into_response(),
             Err(err) => GatewayError::unavailable(format!("not ready: {}", err.message())).into_response(),
         },
-    })
+    }
 }
 
 fn status_json(status: &'static str) -> Response {

@@ -16,11 +16,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, handle};
+use crate::request_id::MakeFastRequestId;
 
 /// Why the gateway could not start.
 #[derive(Debug)]
@@ -76,7 +77,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
     };
     router
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(MakeFastRequestId))
 }
 
 fn panic_response() -> Response {
