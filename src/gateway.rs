@@ -80,8 +80,8 @@ impl Gateway {
         &self.upstream
     }
 
-    /// The next upstream channel, or 503 while no upstream address is known.
-    pub fn channel(&self) -> Result<tonic::transport::Channel, GatewayError> {
+    /// The next upstream connection, or 503 while no upstream address is known.
+    pub fn connection(&self) -> Result<Arc<crate::upstream::Connection>, GatewayError> {
         self.upstream.pick().ok_or_else(|| {
             GatewayError::upstream_unavailable(format!(
                 "{} resolves to no address yet",
@@ -206,11 +206,11 @@ async fn transcode<'g>(
 
     let request = Arc::new(request);
     let started = Instant::now();
-    // Each call picks a channel anew, so a retry after a refused connection goes to the
+    // Each call picks a connection anew, so a retry after a refused connection goes to the
     // next replica.
     let call = |timeout, metadata| -> Result<UnaryCall, GatewayError> {
         Ok(UnaryCall {
-            channel: gateway.channel()?,
+            connection: gateway.connection()?,
             grpc_path: route.method.grpc_path,
             request: request.clone(),
             metadata,

@@ -16,6 +16,7 @@ pub mod details;
 pub mod error;
 pub mod forward;
 pub mod gateway;
+pub mod grpc;
 pub mod logging;
 pub mod metadata;
 pub mod methods;

@@ -8,12 +8,13 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::config::Readiness;
 use crate::error::GatewayError;
 use crate::forward::UnaryCall;
 use crate::gateway::Gateway;
+use crate::grpc::{self, Outgoing};
 use crate::methods;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -67,16 +68,20 @@ async fn ready(gateway: &Gateway) -> Result<(), GatewayError> {
     }
     match &gateway.config().upstream.readiness {
         Readiness::GrpcHealth(service) => {
-            let mut client = HealthClient::new(gateway.channel()?);
-            let mut request = tonic::Request::new(HealthCheckRequest {
-                service: service.clone(),
-            });
-            request.set_timeout(READY_TIMEOUT);
-            let reply = tokio::time::timeout(READY_TIMEOUT, client.check(request))
-                .await
-                .map_err(|_| GatewayError::deadline_exceeded(READY_TIMEOUT))?
-                .map_err(|s| crate::forward::classify(&s, READY_TIMEOUT))?;
-            match reply.into_inner().status() {
+            let outgoing = Outgoing {
+                path: "/grpc.health.v1.Health/Check",
+                metadata: Default::default(),
+                timeout: READY_TIMEOUT,
+                body: grpc::frame(&HealthCheckRequest {
+                    service: service.clone(),
+                }),
+            };
+            let (_, reply) =
+                tokio::time::timeout(READY_TIMEOUT, grpc::unary(&gateway.connection()?, outgoing))
+                    .await
+                    .map_err(|_| GatewayError::deadline_exceeded(READY_TIMEOUT))??;
+            let reply = crate::forward::decode::<HealthCheckResponse>(reply)?;
+            match reply.status() {
                 ServingStatus::Serving => Ok(()),
                 other => Err(GatewayError::unavailable(format!(
                     "upstream health is {}",
@@ -89,7 +94,7 @@ async fn ready(gateway: &Gateway) -> Result<(), GatewayError> {
                 GatewayError::internal(format!("readiness method {name} is not in the method table"))
             })?;
             let call = UnaryCall {
-                channel: gateway.channel()?,
+                connection: gateway.connection()?,
                 grpc_path: entry.grpc_path,
                 request: std::sync::Arc::new(serde_json::json!({})),
                 metadata: Default::default(),

@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
-use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,7 +21,8 @@ use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
 use crate::error::GatewayError;
-use crate::forward::{UnaryCall, classify, render, typed_request};
+use crate::forward::{UnaryCall, decode, outgoing, render};
+use crate::grpc;
 
 /// The upstream's answer: its header metadata and a stream of JSON-encoded messages that
 /// ends after the first error.
@@ -42,33 +42,36 @@ where
     O: prost::Message + Default + Serialize + Send + Sync + 'static,
 {
     Box::pin(async move {
-        let request = typed_request::<I>(&call.request, call.metadata, call.timeout)?;
-        let deadline = Instant::now() + call.timeout;
-        let path = PathAndQuery::from_static(call.grpc_path);
-        let mut grpc = tonic::client::Grpc::new(call.channel);
-        let timeout = call.timeout;
-        let output = call.output;
-        let opened = tokio::time::timeout_at(deadline, async move {
-            grpc.ready().await.map_err(GatewayError::upstream_unavailable)?;
-            grpc.server_streaming::<I, O, _>(request, path, tonic_prost::ProstCodec::default())
-                .await
-                .map_err(|s| classify(&s, timeout))
-        })
-        .await
-        .map_err(|_| GatewayError::deadline_exceeded(timeout))??;
-        let (metadata, streaming, _) = opened.into_parts();
-        let messages = futures_util::stream::unfold(Some(streaming), move |state| {
+        let UnaryCall {
+            connection,
+            grpc_path,
+            request,
+            metadata,
+            timeout,
+            output,
+        } = call;
+        let outgoing = outgoing::<I>(&request, grpc_path, metadata, timeout)?;
+        let deadline = Instant::now() + timeout;
+        let mut incoming = tokio::time::timeout_at(deadline, grpc::call(&connection, outgoing))
+            .await
+            .map_err(|_| GatewayError::deadline_exceeded(timeout))??;
+        // A trailers-only reply is an error before any message: a plain error answer.
+        if incoming.is_trailers_only() {
+            incoming.message().await?;
+        }
+        let metadata = incoming.initial_metadata();
+        let messages = futures_util::stream::unfold(Some(incoming), move |state| {
             let output = output.clone();
             async move {
-                let mut streaming = state?;
-                let next = match tokio::time::timeout_at(deadline, streaming.message()).await {
+                let mut incoming = state?;
+                let next = match tokio::time::timeout_at(deadline, incoming.message()).await {
                     Err(_) => Err(GatewayError::deadline_exceeded(timeout)),
-                    Ok(Ok(Some(message))) => render(&message, output.as_ref()),
+                    Ok(Ok(Some(bytes))) => decode::<O>(bytes).and_then(|m| render(&m, output.as_ref())),
                     Ok(Ok(None)) => return None,
-                    Ok(Err(status)) => Err(classify(&status, timeout)),
+                    Ok(Err(err)) => Err(err),
                 };
                 // After an error the stream ends: the upstream call is over.
-                let state = next.is_ok().then_some(streaming);
+                let state = next.is_ok().then_some(incoming);
                 Some((next, state))
             }
         });

@@ -70,7 +70,8 @@ async fn calls_spread_over_replicas_and_follow_the_name() {
     let config = Config::from_toml(&text, &overrides).expect("valid");
     let resolver = Scripted(Arc::new(Mutex::new(Ok(Vec::new()))), Arc::default());
     resolver.set(Ok(vec![replicas[0].addr]));
-    let upstream = Upstream::with_resolver(&config.upstream, Arc::new(resolver.clone()));
+    let upstream =
+        Upstream::with_resolver(&config.upstream, Arc::new(resolver.clone())).expect("valid upstream");
     let gateway = Arc::new(Gateway::with_upstream(config, upstream).expect("valid"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/users?ids=1", listener.local_addr().expect("addr"));
@@ -143,7 +144,7 @@ async fn refused_connection_is_retried_on_the_next_replica() {
         Arc::new(Mutex::new(Ok(vec![dead_addr, live.addr]))),
         Arc::default(),
     );
-    let upstream = Upstream::with_resolver(&config.upstream, Arc::new(resolver));
+    let upstream = Upstream::with_resolver(&config.upstream, Arc::new(resolver)).expect("valid upstream");
     let gateway = Arc::new(Gateway::with_upstream(config, upstream).expect("valid"));
     until("two addresses", || gateway.upstream().addresses().len() == 2).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -90,11 +90,14 @@ pub fn splits_commas(field: &FieldDescriptor) -> bool {
 pub fn text_to_json(field: &FieldDescriptor, text: &str) -> Result<Value, String> {
     let invalid = |why: &str| format!("invalid value {text:?} for field {}: {why}", field.json_name());
     match field.kind() {
+        // Validated here, then handed on as JSON strings, which proto3 JSON accepts for every
+        // integer: pbjson tries a string first and a number second, and a number costs it a
+        // failed attempt (an error built and dropped) per value.
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => int::<i32>(text, "int32")
-            .map(Value::from)
+            .map(|v| Value::String(v.to_string()))
             .map_err(|w| invalid(&w)),
         Kind::Uint32 | Kind::Fixed32 => int::<u32>(text, "uint32")
-            .map(Value::from)
+            .map(|v| Value::String(v.to_string()))
             .map_err(|w| invalid(&w)),
         // 64-bit integers travel as JSON strings in proto3 JSON; validate here so the error
         // names the field instead of surfacing from deep inside pbjson.
@@ -223,11 +226,13 @@ mod tests {
             .expect("resolves")
             .leaf()
             .clone();
-        assert_eq!(text_to_json(&field, "7"), Ok(Value::from(7)));
+        assert_eq!(text_to_json(&field, "7"), Ok(Value::from("7")));
         assert_eq!(
             text_to_json(&field, "-2147483648"),
-            Ok(Value::from(-2147483648i64))
+            Ok(Value::from("-2147483648"))
         );
+        // Leading zeros and a plus sign are normalised away by the range check.
+        assert_eq!(text_to_json(&field, "+007"), Ok(Value::from("7")));
         assert_eq!(
             text_to_json(&field, "2147483648"),
             Err("invalid value \"2147483648\" for field userIDs: out of range for int32".to_string())

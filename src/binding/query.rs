@@ -4,8 +4,6 @@
 //! per-route aliases. A parameter that would override a field bound by the path or the body
 //! is dropped; a second value for a singular field is an error, as in grpc-gateway v2.
 
-use std::collections::HashSet;
-
 use serde_json::{Map, Value};
 
 use super::UnknownParams;
@@ -20,7 +18,8 @@ pub(super) fn bind_query(
     unknown: UnknownParams,
     object: &mut Map<String, Value>,
 ) -> Result<(), GatewayError> {
-    let mut singular_seen: HashSet<String> = HashSet::new();
+    // Few parameters per request: a list beats hashing.
+    let mut singular_seen: Vec<String> = Vec::new();
     for (key, text) in form_urlencoded::parse(query.as_bytes()) {
         let path = match resolve(route, &key) {
             Ok(path) => path,
@@ -62,12 +61,13 @@ pub(super) fn bind_query(
             }
         } else {
             let json_path = path.json_path();
-            if !singular_seen.insert(json_path.clone()) {
+            if singular_seen.contains(&json_path) {
                 return Err(GatewayError::bad_field(
                     &key,
                     format!("query parameter {key} repeats, but field {json_path} is not repeated"),
                 ));
             }
+            singular_seen.push(json_path);
             let value = field_path::text_to_json(leaf, &text).map_err(named)?;
             *entry(object, &path)? = value;
         }

@@ -1,0 +1,365 @@
+//! gRPC over one HTTP/2 stream of an upstream connection: the request head (`:path`,
+//! `content-type: application/grpc`, `te: trailers`, `grpc-timeout`, metadata), the
+//! length-prefixed message framing (gRPC's PROTOCOL-HTTP2.md), and the reply: initial
+//! metadata, messages, and the status in the trailers (or in the head, for a trailers-only
+//! reply). Every transport failure becomes a `GatewayError` here, sorted by what it proves:
+//! a call that never got a stream is safe to retry; a `REFUSED_STREAM` was not processed
+//! (RFC 9113 §8.7); anything else after the stream opened may have been acted on.
+//!
+//! It knows bytes and statuses, not message types (`forward.rs` and `stream.rs` decode) and
+//! not deadlines (the callers bound every await).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use h2::RecvStream;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
+use tonic::metadata::MetadataMap;
+
+use crate::error::GatewayError;
+use crate::upstream::{Connection, InFlight};
+
+/// The largest reply message accepted (tonic's and grpc-go's default decode limit); a
+/// larger one is a 502.
+pub const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
+
+const GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
+const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
+const USER_AGENT: HeaderValue = HeaderValue::from_static(concat!("protogate/", env!("CARGO_PKG_VERSION")));
+
+/// One message, framed: the uncompressed flag, the big-endian length, the bytes.
+pub fn frame(message: &impl prost::Message) -> Bytes {
+    let len = message.encoded_len();
+    let mut buf = BytesMut::with_capacity(5 + len);
+    buf.put_u8(0);
+    buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+    // Encoding into a buffer with the capacity reserved cannot fail.
+    let _ = message.encode(&mut buf);
+    buf.freeze()
+}
+
+/// A call as it goes on the wire.
+pub struct Outgoing {
+    /// `/package.Service/Method`, from the method table.
+    pub path: &'static str,
+    pub metadata: MetadataMap,
+    /// Sent as `grpc-timeout`, so that the upstream can give up too.
+    pub timeout: Duration,
+    /// One framed message (`frame`).
+    pub body: Bytes,
+}
+
+/// The reply as it arrives: initial metadata now, messages and the status as they come.
+pub struct Incoming {
+    head: HeaderMap,
+    body: Option<RecvStream>,
+    /// A partial frame carried over between DATA frames.
+    pending: BytesMut,
+    /// The status: from the head of a trailers-only reply, or the trailers.
+    trailers: Option<HeaderMap>,
+    trailers_only: bool,
+    _in_flight: InFlight,
+}
+
+/// Opens the call on `connection` and waits for the reply's head.
+pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<Incoming, GatewayError> {
+    let (generation, sender) = connection.sender().await.map_err(|e| {
+        tracing::warn!(addr = %connection.addr(), error = %e, "upstream connect failed");
+        GatewayError::connect_failed(e.stage)
+    })?;
+    // An error before the stream exists means the connection went away (GOAWAY, closed):
+    // nothing was sent, so the call may go again, on a fresh connection.
+    let unsent = |err: h2::Error| {
+        connection.forget(generation, &err);
+        GatewayError::connect_failed(format!("upstream connection closed: {err}"))
+    };
+    let mut sender = sender.ready().await.map_err(unsent)?;
+    let in_flight = connection.in_flight();
+    let Outgoing {
+        path,
+        metadata,
+        timeout,
+        body,
+    } = outgoing;
+    let request = head(connection, path, metadata, timeout)?;
+    let (response, mut stream) = sender.send_request(request, false).map_err(unsent)?;
+    // Queued with the HEADERS frame, so both leave in one write.
+    stream
+        .send_data(body, true)
+        .map_err(|e| sent(connection, generation, e))?;
+    let response = response.await.map_err(|e| sent(connection, generation, e))?;
+    let (parts, body) = response.into_parts();
+    check_head(parts.status, &parts.headers)?;
+    // A reply that ends with its HEADERS frame carries its status there (trailers-only).
+    let trailers_only = body.is_end_stream();
+    let (trailers, body) = if trailers_only {
+        (Some(parts.headers.clone()), None)
+    } else {
+        (None, Some(body))
+    };
+    Ok(Incoming {
+        head: parts.headers,
+        body,
+        pending: BytesMut::new(),
+        trailers,
+        trailers_only,
+        _in_flight: in_flight,
+    })
+}
+
+/// A unary exchange: exactly one message, then status OK; returns the reply's metadata
+/// (head and trailers) and the message.
+pub async fn unary(
+    connection: &Arc<Connection>,
+    outgoing: Outgoing,
+) -> Result<(MetadataMap, Bytes), GatewayError> {
+    let mut incoming = call(connection, outgoing).await?;
+    let reply = incoming
+        .message()
+        .await?
+        .ok_or_else(|| not_grpc("status OK without a reply message".to_string()))?;
+    // The status comes after the message: wait for it.
+    if incoming.message().await?.is_some() {
+        return Err(not_grpc("more than one message for a unary call".to_string()));
+    }
+    Ok((incoming.metadata(), reply))
+}
+
+/// The request head: pseudo-headers, gRPC headers, then the forwarded metadata.
+fn head(
+    connection: &Connection,
+    path: &'static str,
+    metadata: MetadataMap,
+    timeout: Duration,
+) -> Result<Request<()>, GatewayError> {
+    let settings = connection.settings();
+    let uri = Uri::builder()
+        .scheme(settings.scheme.clone())
+        .authority(settings.authority.clone())
+        .path_and_query(http::uri::PathAndQuery::from_static(path))
+        .build()
+        .map_err(|e| GatewayError::internal(format!("upstream request URI: {e}")))?;
+    let mut headers = metadata.into_headers();
+    headers.insert(header::CONTENT_TYPE, GRPC);
+    headers.insert(header::TE, TRAILERS);
+    headers.insert(header::USER_AGENT, USER_AGENT);
+    headers.insert("grpc-timeout", grpc_timeout(timeout));
+    let mut request = Request::new(());
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// `grpc-timeout` (at most 8 digits): microseconds while they fit, else milliseconds, else
+/// seconds.
+pub fn grpc_timeout(timeout: Duration) -> HeaderValue {
+    let micros = timeout.as_micros();
+    let text = if micros < 100_000_000 {
+        format!("{micros}u")
+    } else if timeout.as_millis() < 100_000_000 {
+        format!("{}m", timeout.as_millis())
+    } else {
+        format!("{}S", timeout.as_secs().min(99_999_999))
+    };
+    HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static("99999999S"))
+}
+
+/// A gRPC reply is HTTP 200 with a gRPC content type. Other HTTP statuses map to gRPC codes
+/// as gRPC's http-grpc-status-mapping.md says; anything else is not a gRPC server.
+fn check_head(status: StatusCode, headers: &HeaderMap) -> Result<(), GatewayError> {
+    if status != StatusCode::OK {
+        let code = match status {
+            StatusCode::BAD_REQUEST => tonic::Code::Internal,
+            StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+            StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
+            StatusCode::NOT_FOUND => tonic::Code::Unimplemented,
+            StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT => tonic::Code::Unavailable,
+            _ => {
+                return Err(not_grpc(format!("HTTP status {status}")));
+            }
+        };
+        let status = tonic::Status::new(
+            code,
+            format!("upstream answered HTTP {status} without a gRPC status"),
+        );
+        return Err(GatewayError::upstream_status(&status));
+    }
+    let grpc = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if !grpc {
+        let found = headers
+            .get(header::CONTENT_TYPE)
+            .map_or("no content type".to_string(), |v| format!("content type {v:?}"));
+        return Err(not_grpc(found));
+    }
+    Ok(())
+}
+
+impl Incoming {
+    /// The reply's initial metadata (without the gRPC status of a trailers-only reply).
+    pub fn initial_metadata(&self) -> MetadataMap {
+        metadata_of(self.head.iter())
+    }
+
+    /// Whether the reply ended with its head (trailers-only: no message follows).
+    pub fn is_trailers_only(&self) -> bool {
+        self.trailers_only
+    }
+
+    /// The next message, or `None` once the reply ended with status OK; an error status
+    /// or a broken reply is an error.
+    pub async fn message(&mut self) -> Result<Option<Bytes>, GatewayError> {
+        loop {
+            if let Some(message) = self.take_frame()? {
+                return Ok(Some(message));
+            }
+            let Some(body) = self.body.as_mut() else {
+                return self.finish();
+            };
+            match body.data().await {
+                Some(Ok(chunk)) => {
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                    // The usual case, one frame in one DATA frame: no copy.
+                    if self.pending.is_empty() && whole_frame(&chunk) && chunk.len() - 5 <= MAX_REPLY_BYTES {
+                        check_flag(chunk[0])?;
+                        return Ok(Some(chunk.slice(5..)));
+                    }
+                    self.pending.extend_from_slice(&chunk);
+                }
+                Some(Err(err)) => return Err(reply_error(err)),
+                None => {
+                    self.trailers = body.trailers().await.map_err(reply_error)?;
+                    self.body = None;
+                    if !self.pending.is_empty() {
+                        return Err(not_grpc("the reply ends inside a message".to_string()));
+                    }
+                    return self.finish();
+                }
+            }
+        }
+    }
+
+    /// The metadata to return to the client: the head's and the trailers'.
+    pub fn metadata(&self) -> MetadataMap {
+        let trailers = self.trailers.as_ref().filter(|_| !self.trailers_only);
+        metadata_of(self.head.iter().chain(trailers.into_iter().flatten()))
+    }
+
+    fn take_frame(&mut self) -> Result<Option<Bytes>, GatewayError> {
+        split_frame(&mut self.pending)
+    }
+
+    /// The end of the reply: OK, or the upstream's status as an error.
+    fn finish(&self) -> Result<Option<Bytes>, GatewayError> {
+        let status = self
+            .trailers
+            .as_ref()
+            .and_then(tonic::Status::from_header_map)
+            .ok_or_else(|| not_grpc("the reply has no grpc-status".to_string()))?;
+        if status.code() == tonic::Code::Ok {
+            Ok(None)
+        } else {
+            Err(GatewayError::upstream_status(&status))
+        }
+    }
+}
+
+/// Upstream metadata from reply headers: everything but the gRPC status and the content
+/// type. Most replies have none, and then nothing is allocated.
+fn metadata_of<'a>(headers: impl Iterator<Item = (&'a http::HeaderName, &'a HeaderValue)>) -> MetadataMap {
+    let mut metadata = HeaderMap::new();
+    for (name, value) in headers {
+        if !matches!(
+            name.as_str(),
+            "grpc-status" | "grpc-message" | "grpc-status-details-bin" | "content-type"
+        ) {
+            metadata.append(name.clone(), value.clone());
+        }
+    }
+    MetadataMap::from_headers(metadata)
+}
+
+/// A complete frame from the front of `pending`, if there is one. A header that announces
+/// more than `MAX_REPLY_BYTES` fails at once, before the rest arrives.
+fn split_frame(pending: &mut BytesMut) -> Result<Option<Bytes>, GatewayError> {
+    if pending.len() < 5 {
+        return Ok(None);
+    }
+    check_flag(pending[0])?;
+    let len = frame_len(pending);
+    if len > MAX_REPLY_BYTES {
+        return Err(too_large(len));
+    }
+    if pending.len() < 5 + len {
+        return Ok(None);
+    }
+    pending.advance(5);
+    Ok(Some(pending.split_to(len).freeze()))
+}
+
+/// Whether `chunk` is exactly one frame.
+fn whole_frame(chunk: &Bytes) -> bool {
+    chunk.len() >= 5 && frame_len(chunk) == chunk.len() - 5
+}
+
+fn frame_len(bytes: &[u8]) -> usize {
+    u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize
+}
+
+/// We never offer `grpc-accept-encoding`, so a compressed message breaks the protocol.
+fn check_flag(flag: u8) -> Result<(), GatewayError> {
+    match flag {
+        0 => Ok(()),
+        1 => Err(not_grpc(
+            "a compressed message, though no compression was offered".to_string(),
+        )),
+        other => Err(not_grpc(format!("message flag {other}"))),
+    }
+}
+
+fn too_large(len: usize) -> GatewayError {
+    GatewayError::bad_upstream_reply(format!(
+        "upstream reply too large: {len} bytes, the limit is {MAX_REPLY_BYTES}"
+    ))
+}
+
+fn not_grpc(what: String) -> GatewayError {
+    tracing::warn!(what, "upstream broke the gRPC protocol");
+    GatewayError::bad_upstream_reply(format!("upstream is not answering gRPC: {what}"))
+}
+
+/// A failure after the stream was sent: the connection is dropped when it is the
+/// connection's fault, and the call is classified by `reply_error`.
+fn sent(connection: &Connection, generation: u64, err: h2::Error) -> GatewayError {
+    if err.is_io() || err.is_go_away() {
+        connection.forget(generation, &err);
+    }
+    reply_error(err)
+}
+
+/// Sorts an HTTP/2 failure of an opened stream into what it proves.
+fn reply_error(err: h2::Error) -> GatewayError {
+    if err.is_reset() && err.reason() == Some(h2::Reason::REFUSED_STREAM) {
+        return GatewayError::refused_by_upstream(&err);
+    }
+    if let (Some(reason), true) = (err.reason(), err.is_remote()) {
+        let frame = if err.is_go_away() { "GOAWAY" } else { "RST_STREAM" };
+        tracing::warn!(error = %err, frame, "upstream ended the call");
+        return GatewayError::bad_upstream_reply(format!("upstream reset the call ({reason:?})"));
+    }
+    if err.is_io() {
+        tracing::warn!(error = %crate::error::chain(&err), "upstream connection lost during a call");
+        return GatewayError::bad_upstream_reply("upstream connection lost during the call");
+    }
+    not_grpc(err.to_string())
+}
+
+#[cfg(test)]
+#[path = "grpc_tests.rs"]
+mod tests;
