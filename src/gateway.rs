@@ -83,10 +83,8 @@ impl Gateway {
     /// The next upstream connection, or 503 while no upstream address is known.
     pub fn connection(&self) -> Result<Arc<crate::upstream::Connection>, GatewayError> {
         self.upstream.pick().ok_or_else(|| {
-            GatewayError::upstream_unavailable(format!(
-                "{} resolves to no address yet",
-                self.config.upstream.url
-            ))
+            // Nothing was sent: a retry may find an address by then.
+            GatewayError::connect_failed(format!("{} resolves to no address yet", self.config.upstream.url))
         })
     }
 

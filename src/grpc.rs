@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use h2::RecvStream;
+use h2::client::SendRequest;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use tonic::metadata::MetadataMap;
 
 use crate::error::GatewayError;
-use crate::upstream::{Connection, InFlight};
+use crate::upstream::{Connection, InFlight, Live};
 
 /// The largest reply message accepted (tonic's and grpc-go's default decode limit); a
 /// larger one is a 502.
@@ -64,31 +65,30 @@ pub struct Incoming {
 
 /// Opens the call on `connection` and waits for the reply's head.
 pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<Incoming, GatewayError> {
-    let (generation, sender) = connection.sender().await.map_err(|e| {
-        tracing::warn!(addr = %connection.addr(), error = %e, "upstream connect failed");
-        GatewayError::connect_failed(e.stage)
-    })?;
-    // An error before the stream exists means the connection went away (GOAWAY, closed):
-    // nothing was sent, so the call may go again, on a fresh connection.
-    let unsent = |err: h2::Error| {
-        connection.forget(generation, &err);
-        GatewayError::connect_failed(format!("upstream connection closed: {err}"))
-    };
-    let mut sender = sender.ready().await.map_err(unsent)?;
-    let in_flight = connection.in_flight();
+    let started = std::time::Instant::now();
+    let (live, mut sender) = open(connection).await?;
+    let in_flight = live.in_flight();
     let Outgoing {
         path,
         metadata,
         timeout,
         body,
     } = outgoing;
-    let request = head(connection, path, metadata, timeout)?;
-    let (response, mut stream) = sender.send_request(request, false).map_err(unsent)?;
+    // The upstream gets what is left of the deadline after waiting for a connection.
+    let request = head(
+        connection,
+        path,
+        metadata,
+        timeout.saturating_sub(started.elapsed()),
+    )?;
+    let (response, mut stream) = sender
+        .send_request(request, false)
+        .map_err(|e| unsent(connection, &live, e))?;
     // Queued with the HEADERS frame, so both leave in one write.
     stream
         .send_data(body, true)
-        .map_err(|e| sent(connection, generation, e))?;
-    let response = response.await.map_err(|e| sent(connection, generation, e))?;
+        .map_err(|e| sent(connection, &live, e))?;
+    let response = response.await.map_err(|e| head_error(connection, &live, e))?;
     let (parts, body) = response.into_parts();
     check_head(parts.status, &parts.headers)?;
     // A reply that ends with its HEADERS frame carries its status there (trailers-only).
@@ -106,6 +106,36 @@ pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<In
         trailers_only,
         _in_flight: in_flight,
     })
+}
+
+/// A connection ready for one more stream. A connection that turns out closed (a GOAWAY
+/// arrived, the socket died) is forgotten and dialled again once, at once: nothing was sent.
+async fn open(connection: &Arc<Connection>) -> Result<(Live, SendRequest<Bytes>), GatewayError> {
+    let mut redialled = false;
+    loop {
+        let live = connection
+            .live()
+            .await
+            .map_err(|e| GatewayError::connect_failed(e.stage))?;
+        match live.sender.clone().ready().await {
+            Ok(sender) => return Ok((live, sender)),
+            Err(err) if !redialled => {
+                connection.forget(live.generation, &err);
+                redialled = true;
+            }
+            Err(err) => return Err(unsent(connection, &live, err)),
+        }
+    }
+}
+
+/// The stream could not be opened: the connection is gone and nothing was sent.
+fn unsent(connection: &Connection, live: &Live, err: h2::Error) -> GatewayError {
+    if err.is_go_away() || err.is_io() || err.is_remote() {
+        connection.forget(live.generation, &err);
+        GatewayError::connect_failed(format!("upstream connection closed: {err}"))
+    } else {
+        GatewayError::internal(format!("upstream request rejected by HTTP/2: {err}"))
+    }
 }
 
 /// A unary exchange: exactly one message, then status OK; returns the reply's metadata
@@ -170,6 +200,10 @@ pub fn grpc_timeout(timeout: Duration) -> HeaderValue {
 /// as gRPC's http-grpc-status-mapping.md says; anything else is not a gRPC server.
 fn check_head(status: StatusCode, headers: &HeaderMap) -> Result<(), GatewayError> {
     if status != StatusCode::OK {
+        // A status the upstream (or a proxy before it) did give beats one inferred.
+        if let Some(status) = status_from(headers).filter(|s| s.code() != tonic::Code::Ok) {
+            return Err(GatewayError::upstream_status(&status));
+        }
         let code = match status {
             StatusCode::BAD_REQUEST => tonic::Code::Internal,
             StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
@@ -260,7 +294,7 @@ impl Incoming {
         let status = self
             .trailers
             .as_ref()
-            .and_then(tonic::Status::from_header_map)
+            .and_then(status_from)
             .ok_or_else(|| not_grpc("the reply has no grpc-status".to_string()))?;
         if status.code() == tonic::Code::Ok {
             Ok(None)
@@ -268,6 +302,45 @@ impl Incoming {
             Err(GatewayError::upstream_status(&status))
         }
     }
+}
+
+/// The gRPC status in `headers` (`grpc-status`, `grpc-message` percent-decoded,
+/// `grpc-status-details-bin`), with the rest as its metadata. tonic's own parser panics on
+/// details that are not base64; here such details are dropped and logged.
+fn status_from(headers: &HeaderMap) -> Option<tonic::Status> {
+    use base64::Engine as _;
+    let code = tonic::Code::from_bytes(headers.get("grpc-status")?.as_bytes());
+    let message = headers
+        .get("grpc-message")
+        .map(|v| {
+            percent_encoding::percent_decode(v.as_bytes())
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    let details = match headers.get("grpc-status-details-bin") {
+        None => Bytes::new(),
+        Some(value) => {
+            let engine = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+            );
+            match engine.decode(value.as_bytes()) {
+                Ok(bytes) => Bytes::from(bytes),
+                Err(err) => {
+                    tracing::warn!(error = %err, "upstream sent grpc-status-details-bin that is not base64; details dropped");
+                    Bytes::new()
+                }
+            }
+        }
+    };
+    Some(tonic::Status::with_details_and_metadata(
+        code,
+        message,
+        details,
+        metadata_of(headers.iter()),
+    ))
 }
 
 /// Upstream metadata from reply headers: everything but the gRPC status and the content
@@ -336,18 +409,35 @@ fn not_grpc(what: String) -> GatewayError {
 
 /// A failure after the stream was sent: the connection is dropped when it is the
 /// connection's fault, and the call is classified by `reply_error`.
-fn sent(connection: &Connection, generation: u64, err: h2::Error) -> GatewayError {
+fn sent(connection: &Connection, live: &Live, err: h2::Error) -> GatewayError {
     if err.is_io() || err.is_go_away() {
-        connection.forget(generation, &err);
+        connection.forget(live.generation, &err);
     }
     reply_error(err)
 }
 
-/// Sorts an HTTP/2 failure of an opened stream into what it proves.
-fn reply_error(err: h2::Error) -> GatewayError {
-    if err.is_reset() && err.reason() == Some(h2::Reason::REFUSED_STREAM) {
+/// A failure while waiting for the reply's head. Two of them prove that the upstream did
+/// not process the call, so it may go again: a GOAWAY whose last stream id is below ours
+/// (h2 fails exactly those streams with a remote GOAWAY error; RFC 9113 §6.8), and a
+/// `REFUSED_STREAM` reset (§8.7).
+fn head_error(connection: &Connection, live: &Live, err: h2::Error) -> GatewayError {
+    if err.is_remote() && err.is_go_away() {
+        connection.forget(live.generation, &err);
         return GatewayError::refused_by_upstream(&err);
     }
+    if err.is_remote() && err.is_reset() && err.reason() == Some(h2::Reason::REFUSED_STREAM) {
+        return GatewayError::refused_by_upstream(&err);
+    }
+    if err.is_io() {
+        // Lost before any reply: a peer that is not an HTTP/2 server ends up here too.
+        connection.forget(live.generation, &err);
+        return not_grpc(format!("the connection was lost before a reply ({err})"));
+    }
+    sent(connection, live, err)
+}
+
+/// Sorts an HTTP/2 failure of a call the upstream may have acted on.
+fn reply_error(err: h2::Error) -> GatewayError {
     if let (Some(reason), true) = (err.reason(), err.is_remote()) {
         let frame = if err.is_go_away() { "GOAWAY" } else { "RST_STREAM" };
         tracing::warn!(error = %err, frame, "upstream ended the call");

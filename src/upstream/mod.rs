@@ -24,7 +24,7 @@ use std::sync::{Arc, RwLock};
 use futures_util::future::BoxFuture;
 
 use connection::Settings;
-pub use connection::{ConnectError, Connection, InFlight};
+pub use connection::{ConnectError, Connection, InFlight, Live};
 use tls::TlsSettings;
 
 use crate::config::UpstreamConfig;
@@ -47,9 +47,19 @@ struct DnsResolver {
 impl Resolve for DnsResolver {
     fn resolve(&self) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> {
         let host_port = self.host_port.clone();
-        Box::pin(async move { Ok(tokio::net::lookup_host(host_port).await?.collect()) })
+        Box::pin(async move {
+            // getaddrinfo has no timeout of its own; a hung resolver must not stop the loop.
+            let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(host_port))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "name resolution timed out")
+                })??;
+            Ok(found.collect())
+        })
     }
 }
+
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The connections to the upstream's addresses and the round-robin cursor.
 pub struct Upstream {
@@ -135,14 +145,18 @@ impl Upstream {
         Ok(upstream)
     }
 
-    /// The next connection, round-robin; `None` while no address is known.
+    /// The next connection, round-robin, skipping addresses whose last dial failed recently
+    /// while another is usable; `None` while no address is known.
     pub fn pick(&self) -> Option<Arc<Connection>> {
         let backends = self.snapshot();
         if backends.is_empty() {
             return None;
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % backends.len();
-        Some(backends[i].clone())
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % backends.len();
+        let healthy = (0..backends.len())
+            .map(|k| &backends[(start + k) % backends.len()])
+            .find(|c| !c.backing_off());
+        Some(healthy.unwrap_or(&backends[start]).clone())
     }
 
     /// The addresses currently in rotation.
@@ -183,6 +197,10 @@ impl Upstream {
     /// Applies one resolution: keeps channels of surviving addresses, adds new ones.
     fn apply(&self, result: std::io::Result<Vec<SocketAddr>>) {
         let mut addrs = match result {
+            Ok(addrs) if addrs.is_empty() => {
+                tracing::warn!(upstream = %self.config.url, "upstream name resolved to no address; keeping the last ones");
+                return;
+            }
             Ok(addrs) => addrs,
             Err(err) => {
                 // Keep what we had: a DNS hiccup must not empty a working rotation.

@@ -40,6 +40,13 @@ impl TlsSettings {
                     tracing::warn!(error = %err, "a system root certificate could not be read");
                 }
                 let (added, ignored) = roots.add_parsable_certificates(native.certs);
+                if added == 0 {
+                    // A slim image without ca-certificates: every handshake would fail.
+                    tracing::warn!(
+                        ignored,
+                        "no system root certificate found: TLS to the upstream will fail unless upstream.tls.ca_file is set"
+                    );
+                }
                 tracing::debug!(added, ignored, "system root certificates for the upstream");
             }
         }
