@@ -43,15 +43,12 @@ where
     O: prost::Message + Default + Serialize + Send + Sync + 'static,
 {
     Box::pin(async move {
-        let UnaryCall {
+        let Prepared {
             connection,
-            grpc_path,
-            request,
-            metadata,
+            outgoing,
             timeout,
             output,
-        } = call;
-        let outgoing = outgoing::<I>(&request, grpc_path, metadata, timeout)?;
+        } = prepare::<I>(call)?;
         let (metadata, reply) = tokio::time::timeout(timeout, grpc::unary(&connection, outgoing))
             .await
             .map_err(|_| GatewayError::deadline_exceeded(timeout))??;
@@ -61,21 +58,30 @@ where
     })
 }
 
-/// The call as it goes on the wire: the bound JSON decoded into the request type and
+/// A call taken apart for the wire: the bound JSON decoded into the request type and
 /// framed. Decoding happens before any I/O: a request that does not fit the message type
 /// never reaches the upstream.
-pub(crate) fn outgoing<I: prost::Message + DeserializeOwned>(
-    request: &serde_json::Value,
-    path: &'static str,
-    metadata: MetadataMap,
-    timeout: Duration,
-) -> Result<Outgoing, GatewayError> {
-    let message = I::deserialize(request).map_err(|e| body_error(&e))?;
-    Ok(Outgoing {
-        path,
-        metadata,
-        timeout,
-        body: grpc::frame(&message),
+pub(crate) struct Prepared {
+    pub connection: Arc<Connection>,
+    pub outgoing: Outgoing,
+    pub timeout: Duration,
+    pub output: Option<prost_reflect::MessageDescriptor>,
+}
+
+pub(crate) fn prepare<I: prost::Message + DeserializeOwned>(
+    call: UnaryCall,
+) -> Result<Prepared, GatewayError> {
+    let message = I::deserialize(&*call.request).map_err(|e| body_error(&e))?;
+    Ok(Prepared {
+        connection: call.connection,
+        outgoing: Outgoing {
+            path: call.grpc_path,
+            metadata: call.metadata,
+            timeout: call.timeout,
+            body: grpc::frame(&message),
+        },
+        timeout: call.timeout,
+        output: call.output,
     })
 }
 

@@ -219,7 +219,17 @@ async fn transcode<'g>(
     let unary = match route.method.call {
         MethodCall::Unary(unary) => unary,
         MethodCall::ServerStreaming(open) => {
-            let reply = open(call(timeout, metadata)?).await?;
+            let reply = match open(call(timeout, metadata.clone())?).await {
+                // Only a stream that never left may go again: no message was sent yet.
+                Err(err) if err.never_sent() => match retry::plan(timeout, started.elapsed()) {
+                    Some((pause, left)) => {
+                        tokio::time::sleep(pause).await;
+                        open(call(left, metadata)?).await?
+                    }
+                    None => return Err(err),
+                },
+                result => result?,
+            };
             return stream::respond(reply, StreamFormat::from_headers(&parts.headers)).await;
         }
     };

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
 use crate::error::GatewayError;
-use crate::forward::{UnaryCall, decode, outgoing, render};
+use crate::forward::{Prepared, UnaryCall, decode, prepare, render};
 use crate::grpc;
 
 /// The upstream's answer: its header metadata and a stream of JSON-encoded messages that
@@ -42,15 +42,12 @@ where
     O: prost::Message + Default + Serialize + Send + Sync + 'static,
 {
     Box::pin(async move {
-        let UnaryCall {
+        let Prepared {
             connection,
-            grpc_path,
-            request,
-            metadata,
+            outgoing,
             timeout,
             output,
-        } = call;
-        let outgoing = outgoing::<I>(&request, grpc_path, metadata, timeout)?;
+        } = prepare::<I>(call)?;
         let deadline = Instant::now() + timeout;
         let mut incoming = tokio::time::timeout_at(deadline, grpc::call(&connection, outgoing))
             .await

@@ -33,6 +33,15 @@ fn tls_section(keys: &[(&str, &str)]) -> String {
     text
 }
 
+fn assert_ok(reply: &support::http::Reply) {
+    assert_eq!(
+        reply.status,
+        200,
+        "body: {:?}",
+        String::from_utf8_lossy(&reply.body)
+    );
+}
+
 fn assert_unavailable(reply: &support::http::Reply) {
     assert_eq!(
         reply.status,
@@ -77,13 +86,7 @@ async fn server_name_defaults_to_the_url_host() {
     let extra = tls_section(&[("ca_file", &pem.write("ca.pem", &ca.pem()))]);
     let gateway = TestGateway::start_for(&format!("https://{}", upstream.addr), &extra).await;
 
-    let reply = get(&gateway.url("/users?ids=1")).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "body: {:?}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_ok(&get(&gateway.url("/users?ids=1")).await);
     assert_eq!(upstream.calls().len(), 1);
 }
 
@@ -160,13 +163,7 @@ async fn mutual_tls_presents_the_configured_client_certificate() {
         ("key_file", &pem.write("client-key.pem", &client.key_pem)),
     ]);
     let gateway = TestGateway::start_for(&format!("https://{}", upstream.addr), &with_identity).await;
-    let reply = get(&gateway.url("/users?ids=1")).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "body: {:?}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_ok(&get(&gateway.url("/users?ids=1")).await);
     assert_eq!(upstream.calls().len(), 1);
 }
 

@@ -52,6 +52,18 @@ pub struct Plan {
     pub grace: Duration,
 }
 
+impl Plan {
+    /// The plan from the load generators' common flags (seconds, optional rate).
+    pub fn from_flags(warmup: f64, duration: f64, rate: Option<f64>) -> anyhow::Result<Plan> {
+        Ok(Plan {
+            warmup: seconds(warmup, "--warmup")?,
+            duration: seconds(duration, "--duration")?,
+            rate,
+            grace: Duration::from_secs(5),
+        })
+    }
+}
+
 /// The result line a load generator prints (one JSON object). Latencies are microseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

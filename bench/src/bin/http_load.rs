@@ -115,12 +115,7 @@ async fn drive(cli: &Cli) -> anyhow::Result<load::Summary> {
             timeout: Duration::from_millis(cli.timeout_ms),
         })
         .collect();
-    let plan = Plan {
-        warmup: load::seconds(cli.warmup, "--warmup")?,
-        duration: load::seconds(cli.duration, "--duration")?,
-        rate: cli.rate,
-        grace: Duration::from_secs(5),
-    };
+    let plan = Plan::from_flags(cli.warmup, cli.duration, cli.rate)?;
     load::run(plan, callers).await
 }
 
