@@ -11,9 +11,9 @@
 //!
 //! Lines go through tracing-appender's non-blocking writer: a dedicated thread drains a
 //! bounded queue into a buffered stdout, so the request path never waits on a write syscall,
-//! and under load many lines share one write. If stdout stalls and the queue (128k lines)
-//! fills, lines are dropped rather than requests stalled, and counted:
-//! `protogate_log_lines_dropped_total` on `/metrics`.
+//! and under load many lines share one write. If stdout stalls and the queue (1024 lines;
+//! its slots are allocated up front, 32 bytes each) fills, lines are dropped rather than
+//! requests stalled, and counted: `protogate_log_lines_dropped_total` on `/metrics`.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -46,7 +46,7 @@ pub fn init(format: Option<&str>) -> LogGuard {
         None => !std::io::stdout().is_terminal(),
     };
     let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(8_192)
+        .buffered_lines_limit(1_024)
         .lossy(true)
         .thread_name("protogate-log")
         .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));

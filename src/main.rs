@@ -8,11 +8,6 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use protogate::{Config, Overrides};
 
-/// mimalloc instead of glibc's malloc: the request path allocates a few dozen small objects
-/// per request, and mimalloc's thread-local free lists make that markedly cheaper.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A gRPC → HTTP/JSON gateway.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -29,6 +24,10 @@ struct Cli {
     /// Log format: json (default when stdout is not a terminal) or text.
     #[arg(long, env = "PROTOGATE_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Threads that serve requests; default: one per CPU this process may use (its affinity
+    /// and cgroup CPU limit). With one, the runtime is single-threaded.
+    #[arg(long, env = "PROTOGATE_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    worker_threads: Option<u16>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -54,7 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Held to the end of main: dropping it flushes the log lines still queued.
     let _log = protogate::logging::init(cli.log_format.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime(cli.worker_threads) {
         Ok(rt) => rt,
         Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
     };
@@ -99,10 +98,32 @@ fn main() -> ExitCode {
             Err(err) => fail(&err.to_string()),
         }
     });
-    // After the drain every span has ended; export what is still queued.
+    // After the drain every span has ended; export what is still queued. The flush blocks,
+    // and the exporter needs the runtime running meanwhile (a single-threaded one runs only
+    // inside block_on), so it waits on a blocking thread.
     #[cfg(feature = "otlp")]
-    telemetry.shutdown();
+    runtime.block_on(async move {
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    });
     code
+}
+
+/// The async runtime: single-threaded when the gateway has one CPU (a sidecar's usual
+/// share), which spares the work-stealing scheduler's cross-thread wake-ups and a thread's
+/// memory; multi-threaded, one worker per CPU, otherwise.
+fn runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        usize::from,
+    );
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder.enable_all().build()
 }
 
 fn load_config(cli: &Cli) -> Result<Config, String> {

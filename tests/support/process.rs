@@ -32,6 +32,7 @@ const GATEWAY_ENV: &[&str] = &[
     "PROTOGATE_LISTEN",
     "PROTOGATE_UPSTREAM",
     "PROTOGATE_LOG_FORMAT",
+    "PROTOGATE_WORKER_THREADS",
     "RUST_LOG",
 ];
 
@@ -363,7 +364,9 @@ pub fn spawn_gateway(args: &[&str], env: &[(&str, &str)]) -> (ChildGuard, Socket
     (child, addr, log)
 }
 
-/// The usual end-to-end gateway: the shipped config, port 0, and `upstream`.
+/// The usual end-to-end gateway: the shipped config, port 0, and `upstream`, on the
+/// single-threaded runtime that a sidecar with one CPU runs (the other spawns use the
+/// default, multi-threaded on a machine with more CPUs, so both runtimes are covered).
 pub fn spawn_gateway_for(upstream: &str) -> (ChildGuard, SocketAddr, GatewayLog) {
     let config = shipped_config();
     let config = config.to_str().expect("UTF-8 path");
@@ -376,7 +379,7 @@ pub fn spawn_gateway_for(upstream: &str) -> (ChildGuard, SocketAddr, GatewayLog)
             "--upstream",
             upstream,
         ],
-        &[],
+        &[("PROTOGATE_WORKER_THREADS", "1")],
     )
 }
 
