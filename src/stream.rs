@@ -79,6 +79,9 @@ where
     })
 }
 
+/// The most a stream answered as one JSON array (`Accept: application/json`) may hold.
+pub const MAX_JSON_ARRAY_BYTES: usize = 16 * 1024 * 1024;
+
 /// How the client asked to receive a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamFormat {
@@ -113,18 +116,21 @@ impl StreamFormat {
 pub async fn respond(reply: StreamReply, format: StreamFormat) -> Result<Response, GatewayError> {
     let (content_type, body) = match format {
         StreamFormat::JsonArray => {
-            let mut items: Vec<Vec<u8>> = Vec::new();
+            // Buffered by definition, so bounded: a long stream belongs in NDJSON or SSE.
+            let mut out = vec![b'['];
             let mut messages = reply.messages;
             while let Some(message) = messages.next().await {
-                items.push(message?);
-            }
-            let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
+                let message = message?;
+                if out.len() + message.len() + 2 > MAX_JSON_ARRAY_BYTES {
+                    return Err(GatewayError::bad_upstream_reply(format!(
+                        "the stream exceeds {MAX_JSON_ARRAY_BYTES} bytes as one JSON array; \
+                         ask for application/x-ndjson or text/event-stream instead"
+                    )));
+                }
+                if out.len() > 1 {
                     out.push(b',');
                 }
-                out.extend_from_slice(item);
+                out.extend_from_slice(&message);
             }
             out.push(b']');
             ("application/json", Body::from(out))

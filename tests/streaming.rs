@@ -194,3 +194,28 @@ async fn streams_are_not_compressed() {
     assert_eq!(reply.header("content-encoding"), None);
     assert_eq!(String::from_utf8_lossy(&reply.body).lines().count(), 20);
 }
+
+#[tokio::test]
+async fn a_json_array_too_large_to_buffer_is_refused_not_grown() {
+    let big: Vec<Item> = (1..=5)
+        .map(|index| Item {
+            index,
+            text: "x".repeat(3_500_000),
+        })
+        .collect();
+    let (_upstream, gateway) = gateway_for(move || Reply::stream(&big, Duration::ZERO)).await;
+    let reply = send(
+        Method::GET,
+        &gateway.url("/v1/items"),
+        &[("accept", "application/json")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(reply.status, 502);
+    let message = reply.json()["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("as one JSON array"), "{message}");
+    // The same stream as NDJSON is fine: nothing is buffered.
+    let reply = send(Method::GET, &gateway.url("/v1/items"), &[], Bytes::new()).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(String::from_utf8_lossy(&reply.body).lines().count(), 5);
+}
