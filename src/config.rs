@@ -77,6 +77,9 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
     /// HTTP/2 streams per connection.
     pub http2_max_concurrent_streams: u32,
+    /// Client connections open at once; a connection past it is closed as soon as it is
+    /// accepted, so memory stays bounded whatever the number of clients.
+    pub max_connections: usize,
     pub drain_timeout: Duration,
 }
 
@@ -148,6 +151,7 @@ struct RawServer {
     max_uri_bytes: Option<usize>,
     max_concurrent_requests: Option<usize>,
     http2_max_concurrent_streams: Option<u32>,
+    max_connections: Option<usize>,
     drain_timeout: Option<String>,
 }
 
@@ -275,6 +279,7 @@ impl RawConfig {
                 "server.http2_max_concurrent_streams",
                 s.http2_max_concurrent_streams.unwrap_or(100) as usize,
             )? as u32,
+            max_connections: positive("server.max_connections", s.max_connections.unwrap_or(4096))?,
             drain_timeout: duration("server.drain_timeout", s.drain_timeout, "20s")?,
         };
         let t = self.transcoding;

@@ -147,6 +147,7 @@ fn binary_and_shipped_defaults_agree_on_every_limit() {
         assert_eq!(s.header_read_timeout, Duration::from_secs(10));
         assert_eq!(s.body_timeout, Duration::from_secs(10));
         assert_eq!(s.max_concurrent_requests, 256);
+        assert_eq!(s.max_connections, 4096);
         assert_eq!(s.drain_timeout, Duration::from_secs(20));
         assert_eq!(u.connect_timeout, Duration::from_secs(1));
         assert_eq!(u.timeout, Duration::from_secs(5));

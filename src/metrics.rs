@@ -2,13 +2,14 @@
 //! conventions: `http_server_request_duration_seconds` (by method, route template and
 //! status), `http_server_active_requests`, `rpc_client_call_duration_seconds` (by RPC method
 //! and gRPC code), and counters of requests the gateway rejected (by reason) and of upstream
-//! failures (by kind). Labels carry route templates and method names from the route table,
+//! failures (by kind), plus the open client connections and those refused at
+//! `server.max_connections`. Labels carry route templates and method names from the route table,
 //! never raw paths, so their number is bounded by the configuration.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use tonic::Code;
 
@@ -59,6 +60,8 @@ pub struct Metrics {
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     upstream_errors: Mutex<BTreeMap<&'static str, u64>>,
     active: AtomicI64,
+    open_connections: AtomicI64,
+    refused_connections: AtomicU64,
 }
 
 /// Counts a request as active for as long as it lives.
@@ -74,6 +77,21 @@ impl Metrics {
     pub fn active(&self) -> Active<'_> {
         self.active.fetch_add(1, Ordering::Relaxed);
         Active(&self.active)
+    }
+
+    /// A client connection was accepted and is served.
+    pub fn connection_opened(&self) {
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A served client connection ended.
+    pub fn connection_closed(&self) {
+        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A client connection was closed at once because `server.max_connections` were open.
+    pub fn connection_refused(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One finished HTTP request; `fault` is set for error responses.
@@ -144,6 +162,22 @@ impl Metrics {
             out,
             "http_server_active_requests {}",
             self.active.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP protogate_open_connections Client connections open now.\n");
+        out.push_str("# TYPE protogate_open_connections gauge\n");
+        let _ = writeln!(
+            out,
+            "protogate_open_connections {}",
+            self.open_connections.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP protogate_refused_connections_total Client connections closed at once because server.max_connections were open.\n",
+        );
+        out.push_str("# TYPE protogate_refused_connections_total counter\n");
+        let _ = writeln!(
+            out,
+            "protogate_refused_connections_total {}",
+            self.refused_connections.load(Ordering::Relaxed)
         );
         out.push_str("# HELP rpc_client_call_duration_seconds Duration of gRPC calls to the upstream.\n");
         out.push_str("# TYPE rpc_client_call_duration_seconds histogram\n");

@@ -1,12 +1,14 @@
 //! The HTTP server: the middleware stack around the gateway handler, our own hyper accept
 //! loop, and graceful shutdown. The accept loop is ours because `axum::serve` installs no
-//! timer, which silently disables hyper's header-read timeout (slowloris). On shutdown the
+//! timer, which silently disables hyper's header-read timeout (slowloris), and because it
+//! has no connection limit: past `server.max_connections` a new connection is closed as
+//! soon as it is accepted. On shutdown the
 //! gateway marks itself draining (`/readyz` → 503), stops accepting, lets in-flight requests
 //! finish within `server.drain_timeout`, then returns.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +17,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
@@ -103,6 +106,8 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
         .max_header_list_size(u32::try_from(head_buffer).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut last_refusal_warning: Option<Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -117,6 +122,22 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Closing at once (an RST if the client already sent its request) tells the
+            // client now; leaving it in the backlog would hang it until its own timeout.
+            drop(stream);
+            gateway.metrics().connection_refused();
+            if last_refusal_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                last_refusal_warning = Some(Instant::now());
+                tracing::warn!(
+                    %peer,
+                    max_connections = limits.max_connections,
+                    "connection refused: server.max_connections are open"
+                );
+            }
+            continue;
+        };
+        let slot = ConnectionSlot::new(slot, gateway.clone());
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         let connection = builder
@@ -127,6 +148,7 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
             if let Err(err) = connection.await {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -142,5 +164,28 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
         tracing::warn!("drain timeout passed with requests still in flight; closing them");
     } else {
         tracing::info!("drained");
+    }
+}
+
+/// One of the `server.max_connections` slots, held by a served connection for its lifetime;
+/// it also keeps the open-connections gauge.
+struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+    gateway: Arc<Gateway>,
+}
+
+impl ConnectionSlot {
+    fn new(permit: OwnedSemaphorePermit, gateway: Arc<Gateway>) -> ConnectionSlot {
+        gateway.metrics().connection_opened();
+        ConnectionSlot {
+            _permit: permit,
+            gateway,
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.gateway.metrics().connection_closed();
     }
 }

@@ -1,7 +1,9 @@
 //! Connection and request limits, each answered as google.rpc.Status JSON: a slowloris client
 //! is cut off without hurting others, oversized heads get 431/414, a slow body gets 408, and
 //! requests over the concurrency limit are shed at once with 503 and Retry-After, and an
-//! HTTP/2 connection gets no more streams at once than `http2_max_concurrent_streams`.
+//! HTTP/2 connection gets no more streams at once than `http2_max_concurrent_streams`;
+//! connections past `max_connections` are closed at once, and an idle keep-alive
+//! connection gives its slot back after `header_read_timeout`.
 
 mod support;
 
@@ -211,4 +213,116 @@ async fn http2_streams_per_connection_are_capped() {
             window[2] - window[0]
         );
     }
+}
+
+/// Sends one keep-alive `GET path` on `stream` and returns the whole answer (head and
+/// `Content-Length` body), or what arrived before the connection ended.
+async fn request_on(stream: &mut TcpStream, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&chunk[..n]),
+            _ => return text,
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_past_max_connections_are_closed_at_once_and_slots_come_back() {
+    let upstream = RecordingUpstream::start(|_| ok()).await;
+    let gateway = TestGateway::start(upstream.addr, "[server]\nmax_connections = 2").await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+        let answer = request_on(&mut stream, "/healthz").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        held.push(stream);
+    }
+
+    // A third connection is closed without an answer, at once.
+    let started = Instant::now();
+    let mut third = TcpStream::connect(gateway.addr)
+        .await
+        .expect("the kernel accepts");
+    let answer = request_on(&mut third, "/healthz").await;
+    assert_eq!(answer, "", "a connection past the limit gets no answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refusing must not wait: {:?}",
+        started.elapsed()
+    );
+    let mut refused = 1;
+
+    // The held ones are unaffected.
+    assert!(
+        request_on(&mut held[0], "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+
+    // Closing one gives its slot back as soon as the gateway sees the close.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (mut fresh, answer) = loop {
+        let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+        let answer = request_on(&mut stream, "/metrics").await;
+        if !answer.is_empty() {
+            break (stream, answer);
+        }
+        refused += 1;
+        assert!(Instant::now() < deadline, "the slot never came back");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.contains("\nprotogate_open_connections 2\n"), "{answer}");
+    assert!(
+        answer.contains(&format!("\nprotogate_refused_connections_total {refused}\n")),
+        "{refused} refused: {answer}"
+    );
+    assert!(
+        request_on(&mut fresh, "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connection_is_closed_after_header_read_timeout() {
+    let upstream = RecordingUpstream::start(|_| ok()).await;
+    let gateway = TestGateway::start(upstream.addr, "[server]\nheader_read_timeout = \"300ms\"").await;
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    let answer = request_on(&mut stream, "/healthz").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("connection: close"),
+        "kept alive: {answer}"
+    );
+    let started = Instant::now();
+    let rest = read_all(&mut stream).await;
+    let idle = started.elapsed();
+    assert_eq!(rest, "", "nothing more is sent before the close");
+    assert!(
+        idle >= Duration::from_millis(250) && idle < Duration::from_secs(3),
+        "an idle connection is closed after header_read_timeout, not {idle:?}"
+    );
 }
