@@ -1,14 +1,22 @@
 //! What browsers need beyond plain HTTP: CORS (per configured origin list; preflight answered
 //! for every route with `Vary: Origin`; requested headers allowed, reply headers exposed) and gzip response compression negotiated with
 //! `Accept-Encoding`. Streams (NDJSON and SSE) are never compressed, so that each message is
-//! flushed as it arrives instead of waiting in a compressor's buffer.
+//! flushed as it arrives instead of waiting in a compressor's buffer. Preflights, which the
+//! CORS layer answers before the gateway handler sees them, get their own access-log line
+//! and metric here, saying whether the origin was allowed.
 
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_util::future::{BoxFuture, Either};
 use http::{HeaderName, Method, header};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::Predicate;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ExposeHeaders};
 
 use crate::config::CorsConfig;
+use crate::gateway::Gateway;
 
 /// The CORS layer, or `None` when no origin is configured.
 pub fn cors(config: &CorsConfig) -> Option<CorsLayer> {
@@ -37,6 +45,95 @@ pub fn cors(config: &CorsConfig) -> Option<CorsLayer> {
         .allow_credentials(config.allow_credentials)
         .max_age(config.max_age);
     Some(layer)
+}
+
+/// Logs and counts the preflights that the CORS layer inside it answers: one `request` line
+/// each, with route `(preflight)`, the origin and whether it was allowed, so that a page's
+/// "CORS error" can be found in the log. Every other request passes through untouched.
+#[derive(Clone)]
+pub struct PreflightLogLayer(pub Arc<Gateway>);
+
+impl<S> tower::Layer<S> for PreflightLogLayer {
+    type Service = PreflightLog<S>;
+
+    fn layer(&self, inner: S) -> PreflightLog<S> {
+        PreflightLog {
+            inner,
+            gateway: self.0.clone(),
+        }
+    }
+}
+
+/// The service of [`PreflightLogLayer`].
+#[derive(Clone)]
+pub struct PreflightLog<S> {
+    inner: S,
+    gateway: Arc<Gateway>,
+}
+
+/// The longest origin written to the log; the rest is cut (origins are client input).
+const MAX_LOGGED_ORIGIN: usize = 200;
+
+impl<S, B, R> tower::Service<http::Request<B>> for PreflightLog<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    R: 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Either<BoxFuture<'static, Result<S::Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let headers = request.headers();
+        if request.method() != Method::OPTIONS || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return Either::Right(self.inner.call(request));
+        }
+        let started = Instant::now();
+        let text = |name: &str| -> String {
+            let value = headers.get(name).map(|v| v.to_str().unwrap_or("(not ASCII)"));
+            let value = value.unwrap_or_default();
+            // Visible ASCII only (to_str), so every byte index is a char boundary.
+            value[..value.len().min(MAX_LOGGED_ORIGIN)].to_string()
+        };
+        let origin = text("origin");
+        let requested_method = text("access-control-request-method");
+        let request_id = text("x-request-id");
+        let gateway = self.gateway.clone();
+        let answer = self.inner.call(request);
+        Either::Left(Box::pin(async move {
+            let response = answer.await?;
+            let status = response.status().as_u16();
+            let allowed = response
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+            let cors = if allowed { "allowed" } else { "refused" };
+            let elapsed = started.elapsed().as_secs_f64();
+            let route = "(preflight)";
+            gateway
+                .metrics()
+                .observe_http("OPTIONS", route, status, elapsed, None);
+            tracing::info!(
+                request_id,
+                method = "OPTIONS",
+                route,
+                status,
+                grpc_code = 0,
+                latency_ms = elapsed * 1000.0,
+                origin,
+                requested_method,
+                cors,
+                "request"
+            );
+            Ok(response)
+        }))
+    }
 }
 
 /// Response headers a page's script may read. Without credentials, every one (`*`), so that

@@ -69,13 +69,15 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
     let cors = crate::browser::cors(&gateway.config().cors);
     let router = Router::new()
         .fallback(handle)
-        .with_state(gateway)
+        .with_state(gateway.clone())
         .layer(crate::browser::compression())
         .layer(CatchPanicLayer::custom(|_| panic_response()));
     // CORS sits outside everything that can reject, the panic answer included, so that
     // preflights and error answers carry the CORS headers a browser needs to read them.
     let router = match cors {
-        Some(cors) => router.layer(cors),
+        Some(cors) => router
+            .layer(cors)
+            .layer(crate::browser::PreflightLogLayer(gateway.clone())),
         None => router,
     };
     router

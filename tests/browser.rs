@@ -86,6 +86,13 @@ async fn preflight_is_answered_for_allowed_origins_only() {
     .await;
     assert_eq!(reply.header("access-control-allow-origin"), None);
     assert!(upstream.calls().is_empty(), "preflights never reach the upstream");
+
+    // Both are counted under the route "(preflight)", never the raw path.
+    let metrics = send(Method::GET, &gateway.url("/metrics"), &[], Bytes::new()).await;
+    let count = "http_server_request_duration_seconds_count{http_request_method=\"OPTIONS\",\
+                 http_route=\"(preflight)\",http_response_status_code=\"200\"} 2\n";
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains(count), "{text}");
 }
 
 #[tokio::test]

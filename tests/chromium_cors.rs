@@ -19,6 +19,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
@@ -191,6 +192,16 @@ async fn page_on_allowed_origin_reads_bodies_errors_and_request_id_after_preflig
             .expect("page read x-request-id");
         assert_eq!(stack.log.request(id)["status"], status, "{name}");
     }
+    // The preflight, answered by the CORS layer, has its own access-log line.
+    let preflight = stack
+        .log
+        .wait_for("request", Duration::from_secs(5), |v| v["route"] == "(preflight)");
+    assert_eq!(preflight["method"], "OPTIONS");
+    assert_eq!(preflight["status"], 200);
+    assert_eq!(preflight["cors"], "allowed");
+    assert_eq!(preflight["origin"], stack.allowed.origin.as_str());
+    assert_eq!(preflight["requested_method"], "POST");
+    assert!(preflight["request_id"].as_str().is_some_and(|id| !id.is_empty()));
     let post = stack.log.request(POST_REQUEST_ID);
     assert_eq!(post["method"], "POST");
     assert_eq!(post["route"], "/MyService/User");
@@ -294,6 +305,13 @@ async fn page_on_other_origin_is_refused_by_the_browser() {
     assert!(vary.flat_map(|v| v.split(',')).any(|v| v.trim() == "origin"));
     stack.log.request("after-page");
     let logged = stack.log.records();
+    let preflights: Vec<_> = logged.iter().filter(|r| r["route"] == "(preflight)").collect();
+    let [preflight] = &preflights[..] else {
+        panic!("one logged preflight expected: {preflights:#?}")
+    };
+    assert_eq!(preflight["cors"], "refused", "{preflight}");
+    assert_eq!(preflight["origin"], origin);
+    assert_eq!(preflight["status"], 200);
     assert!(
         !logged.iter().any(|r| r["request_id"] == POST_REQUEST_ID),
         "a refused preflight must stop the POST"
