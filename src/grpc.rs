@@ -289,18 +289,22 @@ impl Incoming {
         split_frame(&mut self.pending)
     }
 
-    /// The end of the reply: OK, or the upstream's status as an error.
+    /// The end of the reply: OK, or the upstream's status as an error. An error keeps the
+    /// metadata of the reply's head too (a server that sent its initial metadata and then
+    /// failed, as grpcio does after `send_initial_metadata`), not only the trailers'.
     fn finish(&self) -> Result<Option<Bytes>, GatewayError> {
-        let status = self
+        let mut status = self
             .trailers
             .as_ref()
             .and_then(status_from)
             .ok_or_else(|| not_grpc("the reply has no grpc-status".to_string()))?;
         if status.code() == tonic::Code::Ok {
-            Ok(None)
-        } else {
-            Err(GatewayError::upstream_status(&status))
+            return Ok(None);
         }
+        if !self.trailers_only && !self.head.is_empty() {
+            *status.metadata_mut() = self.metadata();
+        }
+        Err(GatewayError::upstream_status(&status))
     }
 }
 

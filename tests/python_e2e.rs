@@ -296,6 +296,12 @@ async fn test_hooks_delay_failure_and_metadata_come_through() {
             http,
             json!({"code": code, "message": "injected failure", "details": []}),
         );
+        // grpcio sent its initial metadata before failing: an error keeps it too.
+        assert_eq!(
+            reply.header("grpc-metadata-x-served-by"),
+            served_by,
+            "code {code}"
+        );
     }
 }
 
