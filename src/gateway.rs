@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
@@ -101,8 +101,8 @@ impl Gateway {
     }
 }
 
-/// The axum fallback handler: every request passes through here.
-pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+/// The request handler: every request passes through here.
+pub async fn handle(gateway: Arc<Gateway>, request: Request) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     #[cfg(feature = "otlp")]
@@ -170,7 +170,9 @@ async fn transcode<'g>(
     *label = route.template.as_str();
 
     let config = &gateway.config;
-    let metadata = metadata::to_grpc(&parts.headers, &config.transcoding.forward_headers)?;
+    // Made again for a retry rather than cloned for every call that might need one.
+    let forwarded_metadata = || metadata::to_grpc(&parts.headers, &config.transcoding.forward_headers);
+    let metadata = forwarded_metadata()?;
     let timeout = metadata::deadline(
         &parts.headers,
         config.upstream.timeout,
@@ -219,12 +221,12 @@ async fn transcode<'g>(
     let unary = match route.method.call {
         MethodCall::Unary(unary) => unary,
         MethodCall::ServerStreaming(open) => {
-            let reply = match open(call(timeout, metadata.clone())?).await {
+            let reply = match open(call(timeout, metadata)?).await {
                 // Only a stream that never left may go again: no message was sent yet.
                 Err(err) if err.never_sent() => match retry::plan(timeout, started.elapsed()) {
                     Some((pause, left)) => {
                         tokio::time::sleep(pause).await;
-                        open(call(left, metadata)?).await?
+                        open(call(left, forwarded_metadata()?)?).await?
                     }
                     None => return Err(err),
                 },
@@ -237,12 +239,12 @@ async fn transcode<'g>(
         let call = call(timeout, metadata);
         async move { unary(call?).await }
     };
-    let outcome = match attempt(timeout, metadata.clone()).await {
+    let outcome = match attempt(timeout, metadata).await {
         Err(err) if retry::retryable(&err, &parts.method) => match retry::plan(timeout, started.elapsed()) {
             Some((pause, left)) => {
                 tracing::debug!(error = %err, pause_ms = pause.as_millis() as u64, "retrying once");
                 tokio::time::sleep(pause).await;
-                attempt(left, metadata).await
+                attempt(left, forwarded_metadata()?).await
             }
             None => Err(err),
         },

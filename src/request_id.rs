@@ -1,23 +1,37 @@
-//! Request ids for requests that arrive without an `x-request-id`: UUID v4 strings from a
-//! per-thread splitmix64 generator seeded once from the OS (through std's `RandomState`).
-//! tower-http's `MakeRequestUuid` asks the OS for randomness on every request (one
-//! `getrandom` syscall each); a request id must be unique, not unpredictable, so that cost
-//! buys nothing. This file owns only the id; `server.rs` installs it.
+//! Request ids: every request carries an `x-request-id` (the client's own, or a fresh UUID
+//! v4 set on it), and its answer carries the same one back. Fresh ids come from a per-thread
+//! splitmix64 generator seeded once from the OS (through std's `RandomState`): tower-http's
+//! `MakeRequestUuid` asks the OS for randomness on every request (one `getrandom` syscall
+//! each), and a request id must be unique, not unpredictable. This file owns the id;
+//! `server.rs` applies it around the whole stack.
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
 
-use http::{HeaderValue, Request};
-use tower_http::request_id::{MakeRequestId, RequestId};
+use http::{HeaderName, HeaderValue, Request, Response};
 
-/// Makes a fresh UUID v4 per request.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MakeFastRequestId;
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-impl MakeRequestId for MakeFastRequestId {
-    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        Some(RequestId::new(uuid_v4(next_u64(), next_u64())))
+/// The request's `x-request-id`, set first to a fresh UUID v4 when the client sent none.
+pub fn ensure<B>(request: &mut Request<B>) -> HeaderValue {
+    if let Some(id) = request.headers().get(&X_REQUEST_ID) {
+        return id.clone();
     }
+    let id = fresh();
+    request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+    id
+}
+
+/// Puts `id` on `response` unless it already carries one.
+pub fn echo<B>(response: &mut Response<B>, id: HeaderValue) {
+    if let http::header::Entry::Vacant(slot) = response.headers_mut().entry(&X_REQUEST_ID) {
+        slot.insert(id);
+    }
+}
+
+/// A fresh UUID v4.
+pub fn fresh() -> HeaderValue {
+    uuid_v4(next_u64(), next_u64())
 }
 
 thread_local! {
@@ -70,10 +84,8 @@ mod tests {
     fn ids_are_uuid_v4_and_distinct() {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..10_000 {
-            let id = MakeFastRequestId
-                .make_request_id(&Request::new(()))
-                .expect("always an id");
-            let text = id.header_value().to_str().expect("ascii").to_string();
+            let id = fresh();
+            let text = id.to_str().expect("ascii").to_string();
             let groups: Vec<&str> = text.split('-').collect();
             assert_eq!(
                 groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
@@ -91,6 +103,25 @@ mod tests {
             );
             assert!(seen.insert(text), "duplicate id");
         }
+    }
+
+    #[test]
+    fn a_clients_id_is_kept_and_a_missing_one_is_made_and_echoed() {
+        let mut request = Request::builder()
+            .header("x-request-id", "client-7")
+            .body(())
+            .expect("request");
+        assert_eq!(ensure(&mut request), "client-7");
+        let mut bare = Request::new(());
+        let made = ensure(&mut bare);
+        assert_eq!(bare.headers().get("x-request-id"), Some(&made));
+        assert_eq!(made.len(), 36);
+
+        let mut response = Response::new(());
+        echo(&mut response, made.clone());
+        assert_eq!(response.headers().get("x-request-id"), Some(&made));
+        echo(&mut response, HeaderValue::from_static("other"));
+        assert_eq!(response.headers().get("x-request-id"), Some(&made), "kept");
     }
 
     #[test]

@@ -131,16 +131,19 @@ impl Template {
             Some(verb) => rest.strip_suffix(verb.as_str())?.strip_suffix(':')?,
             None => rest,
         };
+        // Most templates fail on their first literal: reject those before allocating.
+        if let Some(Segment::Literal(lit)) = self.segments.first()
+            && !literal_matches(rest.split('/').next().unwrap_or_default(), lit)
+        {
+            return None;
+        }
         let parts: Vec<&str> = rest.split('/').collect();
         let mut spans = Vec::with_capacity(self.segments.len());
         let mut i = 0;
         for seg in &self.segments {
             match seg {
                 Segment::Literal(lit) => {
-                    if parts
-                        .get(i)
-                        .is_none_or(|p| decode(p, false).as_deref() != Some(lit))
-                    {
+                    if parts.get(i).is_none_or(|p| !literal_matches(p, lit)) {
                         return None;
                     }
                     spans.push((i, i + 1));
@@ -262,6 +265,16 @@ fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether the raw path segment `part` is the literal `lit` once percent-decoded; without a
+/// `%` in it, no decoding (and no allocation) is needed.
+fn literal_matches(part: &str, lit: &str) -> bool {
+    if part.contains('%') {
+        decode(part, false).as_deref() == Some(lit)
+    } else {
+        part == lit
+    }
 }
 
 /// Percent-decodes one segment. With `keep_slash`, `%2F` stays encoded (reserved expansion

@@ -160,7 +160,20 @@ impl Rig {
         connections: usize,
         load: HttpLoad,
     ) -> anyhow::Result<Sample> {
-        let gateway = self.gateway(upstream, logging)?;
+        self.through_from(&self.bins.gateway, upstream, logging, path, connections, load)
+    }
+
+    /// `through`, with the gateway binary `bin`.
+    pub fn through_from(
+        &self,
+        bin: &std::path::Path,
+        upstream: &Server,
+        logging: Logging,
+        path: &str,
+        connections: usize,
+        load: HttpLoad,
+    ) -> anyhow::Result<Sample> {
+        let gateway = self.gateway_from(bin, upstream, logging)?;
         let probe = measure::http_get(&gateway.server.addr, path, Duration::from_secs(5))?;
         anyhow::ensure!(
             probe.status == 200,

@@ -3,12 +3,15 @@
 //! prints and saves the tables (bench/README.md explains every column).
 //!
 //! Subcommands: `run` (the default: the main table, the fixed-rate check and the targets),
-//! `sizes`, `connections` and `soak` (the scaling checks). It owns the command line, its own
+//! `sizes`, `connections` and `soak` (the scaling checks), and `compare` (two builds side by
+//! side). It owns the command line, its own
 //! CPU pinning and the signal handler; the modules own the rest:
 //! `rig` (options, upstreams, gateways), `loads` (load generators, one sample),
 //! `measure` (/proc, HTTP probes), `procs` (children), `table` (the main table),
-//! `scaling` (the checks), `report` (medians, machine, versions, files).
+//! `scaling` (the checks), `compare` (two builds), `report` (medians, machine, versions,
+//! files).
 
+mod compare;
 mod loads;
 mod measure;
 mod procs;
@@ -52,6 +55,14 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "1,32,256,1024")]
         counts: Vec<usize>,
     },
+    /// Two gateway builds side by side in one run: `--baseline` against `--gateway` (or the
+    /// release build), each in front of the fast upstream and the Python service.
+    Compare {
+        /// The build to compare against, e.g. a copy of target/release/protogate made
+        /// before the change.
+        #[arg(long, env = "BENCH_BASELINE")]
+        baseline: std::path::PathBuf,
+    },
     /// One long run at many connections: errors and RSS over time.
     Soak {
         #[arg(long, env = "BENCH_SOAK_SECONDS", default_value_t = 300)]
@@ -71,6 +82,7 @@ impl Command {
             Command::Sizes { .. } => "sizes",
             Command::Connections { .. } => "connections",
             Command::Soak { .. } => "soak",
+            Command::Compare { .. } => "compare",
         }
     }
 }
@@ -108,7 +120,8 @@ fn bench(cli: Cli) -> anyhow::Result<()> {
     anyhow::ensure!(cli.opts.repeats > 0, "--repeats must be at least 1");
     let started = report::utc_now();
     let machine = report::machine();
-    let rig = Rig::start(cli.opts, matches!(command, Command::Run))?;
+    let with_python = matches!(command, Command::Run | Command::Compare { .. });
+    let rig = Rig::start(cli.opts, with_python)?;
     let versions = report::versions(&rig);
     let (title, body, json) = match &command {
         Command::Run => {
@@ -128,6 +141,14 @@ fn bench(cli: Cli) -> anyhow::Result<()> {
             let p = scaling::connections(&rig, counts)?;
             let md = scaling::markdown("Connections", "connections", &p);
             ("protogate bench: connections", md, serde_json::to_value(&p)?)
+        }
+        Command::Compare { baseline } => {
+            let r = compare::run(&rig, baseline)?;
+            (
+                "protogate bench: two builds",
+                compare::markdown(&r, &rig),
+                serde_json::to_value(&r)?,
+            )
         }
         Command::Soak {
             soak_seconds,

@@ -187,6 +187,11 @@ impl Rig {
 
     /// Starts a fresh gateway in front of `upstream` and waits for its first 200.
     pub fn gateway(&self, upstream: &Server, logging: Logging) -> anyhow::Result<Gateway> {
+        self.gateway_from(&self.bins.gateway, upstream, logging)
+    }
+
+    /// `gateway`, from the binary `bin` (`compare` runs two builds side by side).
+    pub fn gateway_from(&self, bin: &Path, upstream: &Server, logging: Logging) -> anyhow::Result<Gateway> {
         let upstream_url = format!("http://{}", upstream.addr);
         let config = self.config.to_string_lossy();
         let args = [
@@ -201,7 +206,7 @@ impl Rig {
             Logging::Quiet => Some("warn,protogate::server=info"),
             Logging::Default => None,
         };
-        let spec = Spec::new("gateway", &self.bins.gateway, &args)
+        let spec = Spec::new("gateway", bin, &args)
             .pinned(self.opts.gateway_cpu)
             .env("PROTOGATE_LOG_FORMAT", Some("json"))
             .env("RUST_LOG", rust_log);

@@ -1,0 +1,171 @@
+//! `bench compare --baseline PATH`: two gateway builds side by side in one run, for the
+//! before/after numbers of an optimisation. On a shared VM the speed of the machine drifts
+//! by tens of percent within minutes, so two separate `bench run`s do not compare; here
+//! every repeat runs direct gRPC, the baseline and the current build back to back
+//! (interleaved, as in the main table), in front of the fast upstream and of the Python
+//! service, and the report gives current/baseline ratios of medians from the same run.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::loads::{HttpLoad, Sample};
+use crate::report::{Row, errors, mib, ms, opt};
+use crate::rig::{Logging, Rig, USERS_PATH};
+
+#[derive(Clone, Copy, Debug)]
+enum Upstream {
+    Fast,
+    Python,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Build {
+    Baseline,
+    Current,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Scenario {
+    Direct(Upstream),
+    Gateway(Build, Upstream),
+}
+
+/// The rows in print order.
+const SCENARIOS: [(&str, Scenario); 6] = [
+    ("direct gRPC → fast upstream", Scenario::Direct(Upstream::Fast)),
+    (
+        "baseline → fast upstream",
+        Scenario::Gateway(Build::Baseline, Upstream::Fast),
+    ),
+    (
+        "current → fast upstream",
+        Scenario::Gateway(Build::Current, Upstream::Fast),
+    ),
+    ("direct gRPC → Python", Scenario::Direct(Upstream::Python)),
+    (
+        "baseline → Python",
+        Scenario::Gateway(Build::Baseline, Upstream::Python),
+    ),
+    (
+        "current → Python",
+        Scenario::Gateway(Build::Current, Upstream::Python),
+    ),
+];
+
+#[derive(Debug, Serialize)]
+pub struct CompareReport {
+    pub baseline: PathBuf,
+    pub current: PathBuf,
+    pub rows: Vec<Row>,
+}
+
+/// Runs every scenario `repeats` times, interleaved.
+pub fn run(rig: &Rig, baseline: &Path) -> anyhow::Result<CompareReport> {
+    anyhow::ensure!(
+        baseline.is_file(),
+        "--baseline {} is not a file",
+        baseline.display()
+    );
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); SCENARIOS.len()];
+    for repeat in 1..=rig.opts.repeats {
+        for (i, (name, scenario)) in SCENARIOS.iter().enumerate() {
+            eprintln!("bench: run {repeat}/{}: {name}", rig.opts.repeats);
+            samples[i].push(one(rig, baseline, *scenario)?);
+        }
+    }
+    let rows = SCENARIOS
+        .iter()
+        .zip(samples)
+        .map(|((name, _), samples)| Row::new(*name, samples))
+        .collect();
+    Ok(CompareReport {
+        baseline: baseline.to_path_buf(),
+        current: rig.bins.gateway.clone(),
+        rows,
+    })
+}
+
+fn one(rig: &Rig, baseline: &Path, scenario: Scenario) -> anyhow::Result<Sample> {
+    let c = rig.opts.connections;
+    let upstream = |u| match u {
+        Upstream::Fast => Ok(&rig.fast),
+        Upstream::Python => rig.python(),
+    };
+    match scenario {
+        Scenario::Direct(u) => rig.direct(upstream(u)?, c, "1,2"),
+        Scenario::Gateway(build, u) => {
+            let bin = match build {
+                Build::Baseline => baseline,
+                Build::Current => rig.bins.gateway.as_path(),
+            };
+            rig.through_from(bin, upstream(u)?, Logging::Quiet, USERS_PATH, c, HttpLoad::Closed)
+        }
+    }
+}
+
+/// The markdown body: the table, then current against baseline.
+pub fn markdown(report: &CompareReport, rig: &Rig) -> String {
+    let rows = &report.rows;
+    let mut md = format!(
+        "\nbaseline: `{}`  \ncurrent: `{}`\n\n\
+         ## Closed loop, {} connections (`GET {USERS_PATH}`, quiet log)\n\n\
+         | scenario | ok req/s | ok req/s range | p50 ms | p99 ms | errors | gateway CPU µs/req | CPU µs/req range | idle RSS MiB | peak RSS MiB | first 200 ms |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        report.baseline.display(),
+        report.current.display(),
+        rig.opts.connections
+    );
+    for row in rows {
+        let m = &row.median;
+        let cpu: Vec<f64> = row
+            .samples
+            .iter()
+            .filter_map(|s| s.gateway.as_ref().map(|g| g.cpu_us_per_request))
+            .collect();
+        let range = if cpu.is_empty() {
+            "—".to_string()
+        } else {
+            let (lo, hi) = cpu
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                });
+            format!("{lo:.1}–{hi:.1}")
+        };
+        md += &format!(
+            "| {} | {:.0} | {:.0}–{:.0} | {} | {} | {} | {} | {range} | {} | {} | {} |\n",
+            row.scenario,
+            m.rps,
+            m.rps_min,
+            m.rps_max,
+            ms(m.p50_us),
+            ms(m.p99_us),
+            errors(m),
+            opt(m.cpu_us_per_request, |v| format!("{v:.1}")),
+            opt(m.idle_rss_kib, mib),
+            opt(m.peak_rss_kib, mib),
+            opt(m.first_ok_ms, |v| format!("{v:.1}")),
+        );
+    }
+    let m = |i: usize| &rows[i].median;
+    let cpu = |i: usize| m(i).cpu_us_per_request.unwrap_or(f64::NAN);
+    md += &format!(
+        "\n## Current against baseline (medians of this run)\n\n\
+         - gateway CPU per request, fast upstream: {:.1} → {:.1} µs ({:+.1}%)\n\
+         - gateway CPU per request, Python service: {:.1} → {:.1} µs ({:+.1}%)\n\
+         - throughput through the gateway, fast upstream: {:.1}% → {:.1}% of direct gRPC\n\
+         - throughput through the gateway, Python service: {:.1}% → {:.1}% of direct gRPC\n",
+        cpu(1),
+        cpu(2),
+        100.0 * (cpu(2) / cpu(1) - 1.0),
+        cpu(4),
+        cpu(5),
+        100.0 * (cpu(5) / cpu(4) - 1.0),
+        100.0 * m(1).rps / m(0).rps,
+        100.0 * m(2).rps / m(0).rps,
+        100.0 * m(4).rps / m(3).rps,
+        100.0 * m(5).rps / m(3).rps,
+    );
+    md
+}
