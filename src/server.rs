@@ -12,8 +12,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::BoxError;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::{FutureExt as _, TryFutureExt as _};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -70,45 +72,49 @@ pub async fn serve_gateway(
 /// and 405 come back as `google.rpc.Status` JSON like every other error, inside the
 /// middleware. A flat tower stack rather than an axum `Router`: the router boxes each layer
 /// and clones the boxes for every request (about 30 allocations per request); this stack is
-/// cloned per request by plain copies and `Arc` increments, and its futures live inline in
-/// the connection task.
-macro_rules! app {
-    ($gateway:expr) => {{
-        let gateway: Arc<Gateway> = $gateway;
-        // CORS sits outside everything that can reject, the panic answer included, so that
-        // preflights and error answers carry the CORS headers a browser needs to read them.
-        let browser = crate::browser::cors(&gateway.config().cors).map(|cors| {
-            ServiceBuilder::new()
-                .layer(crate::browser::PreflightLogLayer(gateway.clone()))
-                .layer(cors)
-                .into_inner()
-        });
-        let handler = gateway.clone();
-        let inner = ServiceBuilder::new()
-            .option_layer(browser)
-            .layer(crate::browser::compression())
-            .service_fn(move |request: http::Request<Incoming>| {
-                // A panic in the handler becomes a 500 answer; the connection lives on. The
-                // handler's future is large (the whole upstream call): boxed once here, it is
-                // not copied again at each layer's state change (about 1.3k instructions less
-                // per request than the allocation costs).
-                let answer = AssertUnwindSafe(Box::pin(handle(handler.clone(), request.map(Body::new))));
-                async move {
-                    match answer.catch_unwind().await {
-                        Ok(response) => Ok::<_, Infallible>(response),
-                        Err(_panic) => Ok(panic_answer()),
-                    }
+/// cloned per request by plain copies and `Arc` increments.
+fn app(
+    gateway: Arc<Gateway>,
+) -> impl tower::Service<
+    http::Request<Incoming>,
+    Response = http::Response<impl hyper::body::Body<Data = Bytes, Error = BoxError> + Send + 'static>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static {
+    // CORS sits outside everything that can reject, the panic answer included, so that
+    // preflights and error answers carry the CORS headers a browser needs to read them.
+    let browser = crate::browser::cors(&gateway.config().cors).map(|cors| {
+        ServiceBuilder::new()
+            .layer(crate::browser::PreflightLogLayer(gateway.clone()))
+            .layer(cors)
+            .into_inner()
+    });
+    let inner = ServiceBuilder::new()
+        .option_layer(browser)
+        .layer(crate::browser::compression())
+        .service_fn(move |request: http::Request<Incoming>| {
+            // A panic in the handler becomes a 500 answer; the connection lives on. The
+            // handler's future is large (the whole upstream call): boxed once here, it is
+            // not copied again at each layer's state change (about 1.3k instructions less
+            // per request than the allocation costs).
+            let answer = AssertUnwindSafe(Box::pin(handle(gateway.clone(), request.map(Body::new))));
+            async move {
+                match answer.catch_unwind().await {
+                    Ok(response) => Ok::<_, Infallible>(response),
+                    Err(_panic) => Ok(panic_answer()),
                 }
-            });
-        // Outermost: the request id, so that every answer (preflights included) carries it.
-        tower::service_fn(move |mut request: http::Request<Incoming>| {
-            let id = request_id::ensure(&mut request);
-            inner.clone().oneshot(request).map_ok(move |mut response| {
-                request_id::echo(&mut response, id);
-                response
-            })
+            }
+        });
+    // Outermost: the request id, so that every answer (preflights included) carries it.
+    tower::service_fn(move |mut request: http::Request<Incoming>| {
+        let id = request_id::ensure(&mut request);
+        inner.clone().oneshot(request).map_ok(move |mut response| {
+            request_id::echo(&mut response, id);
+            response
         })
-    }};
+    })
 }
 
 /// The answer to a handler panic: 500 as `google.rpc.Status` JSON.
@@ -117,7 +123,7 @@ fn panic_answer() -> Response {
 }
 
 async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()> + Send) {
-    let app = app!(gateway.clone());
+    let app = app(gateway.clone());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let limits = &gateway.config().server;
     // hyper's own limits sit above ours, so a client over ours gets admission.rs's JSON
