@@ -3,7 +3,8 @@
 //! by tens of percent within minutes, so two separate `bench run`s do not compare; here
 //! every repeat runs direct gRPC, the baseline and the current build back to back
 //! (interleaved, as in the main table), in front of the fast upstream and of the Python
-//! service, and the report gives current/baseline ratios of medians from the same run.
+//! service and at the fixed rate, and the report gives current/baseline ratios of medians
+//! from the same run.
 
 use std::path::{Path, PathBuf};
 
@@ -29,10 +30,12 @@ enum Build {
 enum Scenario {
     Direct(Upstream),
     Gateway(Build, Upstream),
+    DirectAtRate,
+    GatewayAtRate(Build),
 }
 
-/// The rows in print order.
-const SCENARIOS: [(&str, Scenario); 6] = [
+/// The rows in print order: six closed-loop rows, then three at the fixed rate.
+const SCENARIOS: [(&str, Scenario); 9] = [
     ("direct gRPC → fast upstream", Scenario::Direct(Upstream::Fast)),
     (
         "baseline → fast upstream",
@@ -50,6 +53,15 @@ const SCENARIOS: [(&str, Scenario); 6] = [
     (
         "current → Python",
         Scenario::Gateway(Build::Current, Upstream::Python),
+    ),
+    ("direct gRPC → fast upstream, fixed rate", Scenario::DirectAtRate),
+    (
+        "baseline → fast upstream, fixed rate",
+        Scenario::GatewayAtRate(Build::Baseline),
+    ),
+    (
+        "current → fast upstream, fixed rate",
+        Scenario::GatewayAtRate(Build::Current),
     ),
 ];
 
@@ -92,15 +104,32 @@ fn one(rig: &Rig, baseline: &Path, scenario: Scenario) -> anyhow::Result<Sample>
         Upstream::Fast => Ok(&rig.fast),
         Upstream::Python => rig.python(),
     };
+    let bin = |build| match build {
+        Build::Baseline => baseline,
+        Build::Current => rig.bins.gateway.as_path(),
+    };
     match scenario {
         Scenario::Direct(u) => rig.direct(upstream(u)?, c, "1,2"),
-        Scenario::Gateway(build, u) => {
-            let bin = match build {
-                Build::Baseline => baseline,
-                Build::Current => rig.bins.gateway.as_path(),
-            };
-            rig.through_from(bin, upstream(u)?, Logging::Quiet, USERS_PATH, c, HttpLoad::Closed)
+        Scenario::Gateway(build, u) => rig.through_from(
+            bin(build),
+            upstream(u)?,
+            Logging::Quiet,
+            USERS_PATH,
+            c,
+            HttpLoad::Closed,
+        ),
+        Scenario::DirectAtRate => {
+            let load = rig.grpc(&rig.fast, c, "1,2", Some(rig.opts.rate))?;
+            Ok(Sample { load, gateway: None })
         }
+        Scenario::GatewayAtRate(build) => rig.through_from(
+            bin(build),
+            &rig.fast,
+            Logging::Quiet,
+            USERS_PATH,
+            c,
+            HttpLoad::Rate(rig.opts.rate),
+        ),
     }
 }
 
@@ -116,7 +145,7 @@ pub fn markdown(report: &CompareReport, rig: &Rig) -> String {
         report.current.display(),
         rig.opts.connections
     );
-    for row in rows {
+    for row in &rows[..6] {
         let m = &row.median;
         let cpu: Vec<f64> = row
             .samples
@@ -148,6 +177,25 @@ pub fn markdown(report: &CompareReport, rig: &Rig) -> String {
             opt(m.first_ok_ms, |v| format!("{v:.1}")),
         );
     }
+    md += &format!(
+        "\n## Fixed rate, {:.0} req/s over {} connections (latency from the scheduled send time)\n\n\
+         | scenario | ok req/s | p50 ms | p99 ms | p99.9 ms | errors | gateway CPU µs/req |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+        rig.opts.rate, rig.opts.connections
+    );
+    for row in &rows[6..] {
+        let m = &row.median;
+        md += &format!(
+            "| {} | {:.0} | {} | {} | {} | {} | {} |\n",
+            row.scenario,
+            m.rps,
+            ms(m.p50_us),
+            ms(m.p99_us),
+            ms(m.p999_us),
+            errors(m),
+            opt(m.cpu_us_per_request, |v| format!("{v:.1}")),
+        );
+    }
     let m = |i: usize| &rows[i].median;
     let cpu = |i: usize| m(i).cpu_us_per_request.unwrap_or(f64::NAN);
     md += &format!(
@@ -155,7 +203,8 @@ pub fn markdown(report: &CompareReport, rig: &Rig) -> String {
          - gateway CPU per request, fast upstream: {:.1} → {:.1} µs ({:+.1}%)\n\
          - gateway CPU per request, Python service: {:.1} → {:.1} µs ({:+.1}%)\n\
          - throughput through the gateway, fast upstream: {:.1}% → {:.1}% of direct gRPC\n\
-         - throughput through the gateway, Python service: {:.1}% → {:.1}% of direct gRPC\n",
+         - throughput through the gateway, Python service: {:.1}% → {:.1}% of direct gRPC\n\
+         - added p99 at the fixed rate: {} → {} ms over direct gRPC\n",
         cpu(1),
         cpu(2),
         100.0 * (cpu(2) / cpu(1) - 1.0),
@@ -166,6 +215,8 @@ pub fn markdown(report: &CompareReport, rig: &Rig) -> String {
         100.0 * m(2).rps / m(0).rps,
         100.0 * m(4).rps / m(3).rps,
         100.0 * m(5).rps / m(3).rps,
+        ms(m(7).p99_us - m(6).p99_us),
+        ms(m(8).p99_us - m(6).p99_us),
     );
     md
 }
