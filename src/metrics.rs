@@ -156,28 +156,28 @@ impl Metrics {
                 }
             }
         }
-        out.push_str("# HELP http_server_active_requests Number of active HTTP server requests.\n");
-        out.push_str("# TYPE http_server_active_requests gauge\n");
-        let _ = writeln!(
-            out,
-            "http_server_active_requests {}",
-            self.active.load(Ordering::Relaxed)
+        let active = self.active.load(Ordering::Relaxed);
+        scalar(
+            &mut out,
+            "http_server_active_requests",
+            "gauge",
+            "Number of active HTTP server requests.",
+            active,
         );
-        out.push_str("# HELP protogate_open_connections Client connections open now.\n");
-        out.push_str("# TYPE protogate_open_connections gauge\n");
-        let _ = writeln!(
-            out,
-            "protogate_open_connections {}",
-            self.open_connections.load(Ordering::Relaxed)
+        let open = self.open_connections.load(Ordering::Relaxed);
+        scalar(
+            &mut out,
+            "protogate_open_connections",
+            "gauge",
+            "Client connections open now.",
+            open,
         );
-        out.push_str(
-            "# HELP protogate_refused_connections_total Client connections closed at once because server.max_connections were open.\n",
-        );
-        out.push_str("# TYPE protogate_refused_connections_total counter\n");
-        let _ = writeln!(
-            out,
-            "protogate_refused_connections_total {}",
-            self.refused_connections.load(Ordering::Relaxed)
+        scalar(
+            &mut out,
+            "protogate_refused_connections_total",
+            "counter",
+            "Client connections closed at once because server.max_connections were open.",
+            self.refused_connections.load(Ordering::Relaxed),
         );
         out.push_str("# HELP rpc_client_call_duration_seconds Duration of gRPC calls to the upstream.\n");
         out.push_str("# TYPE rpc_client_call_duration_seconds histogram\n");
@@ -196,14 +196,12 @@ impl Metrics {
                 "protogate_rejected_requests_total{{reason=\"{reason}\"}} {n}"
             );
         }
-        out.push_str(
-            "# HELP protogate_log_lines_dropped_total Log lines dropped because stdout could not keep up.\n",
-        );
-        out.push_str("# TYPE protogate_log_lines_dropped_total counter\n");
-        let _ = writeln!(
-            out,
-            "protogate_log_lines_dropped_total {}",
-            crate::logging::dropped_lines()
+        scalar(
+            &mut out,
+            "protogate_log_lines_dropped_total",
+            "counter",
+            "Log lines dropped because stdout could not keep up.",
+            crate::logging::dropped_lines(),
         );
         out.push_str("# HELP protogate_upstream_errors_total Failed upstream calls, by kind.\n");
         out.push_str("# TYPE protogate_upstream_errors_total counter\n");
@@ -212,6 +210,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// One unlabelled gauge or counter with its HELP and TYPE lines.
+fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
 }
 
 /// A poisoned lock only means another request panicked mid-update; the counts stay usable.

@@ -11,14 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::loads::{HttpLoad, Sample};
-use crate::report::{Row, errors, mib, ms, opt};
-use crate::rig::{Logging, Rig, USERS_PATH};
-
-#[derive(Clone, Copy, Debug)]
-enum Upstream {
-    Fast,
-    Python,
-}
+use crate::report::{FIXED_RATE_HEAD, Row, errors, fixed_rate_row, mib, ms, opt};
+use crate::rig::{Logging, Rig, USERS_PATH, Upstream};
 
 #[derive(Clone, Copy, Debug)]
 enum Build {
@@ -100,36 +94,22 @@ pub fn run(rig: &Rig, baseline: &Path) -> anyhow::Result<CompareReport> {
 
 fn one(rig: &Rig, baseline: &Path, scenario: Scenario) -> anyhow::Result<Sample> {
     let c = rig.opts.connections;
-    let upstream = |u| match u {
-        Upstream::Fast => Ok(&rig.fast),
-        Upstream::Python => rig.python(),
-    };
     let bin = |build| match build {
         Build::Baseline => baseline,
         Build::Current => rig.bins.gateway.as_path(),
     };
     match scenario {
-        Scenario::Direct(u) => rig.direct(upstream(u)?, c, "1,2"),
+        Scenario::Direct(u) => rig.direct(rig.upstream(u)?, c, "1,2"),
         Scenario::Gateway(build, u) => rig.through_from(
             bin(build),
-            upstream(u)?,
+            rig.upstream(u)?,
             Logging::Quiet,
             USERS_PATH,
             c,
             HttpLoad::Closed,
         ),
-        Scenario::DirectAtRate => {
-            let load = rig.grpc(&rig.fast, c, "1,2", Some(rig.opts.rate))?;
-            Ok(Sample { load, gateway: None })
-        }
-        Scenario::GatewayAtRate(build) => rig.through_from(
-            bin(build),
-            &rig.fast,
-            Logging::Quiet,
-            USERS_PATH,
-            c,
-            HttpLoad::Rate(rig.opts.rate),
-        ),
+        Scenario::DirectAtRate => rig.direct_at_rate(),
+        Scenario::GatewayAtRate(build) => rig.through_at_rate(bin(build)),
     }
 }
 
@@ -178,23 +158,11 @@ pub fn markdown(report: &CompareReport, rig: &Rig) -> String {
         );
     }
     md += &format!(
-        "\n## Fixed rate, {:.0} req/s over {} connections (latency from the scheduled send time)\n\n\
-         | scenario | ok req/s | p50 ms | p99 ms | p99.9 ms | errors | gateway CPU µs/req |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+        "\n## Fixed rate, {:.0} req/s over {} connections (latency from the scheduled send time)\n\n{FIXED_RATE_HEAD}",
         rig.opts.rate, rig.opts.connections
     );
     for row in &rows[6..] {
-        let m = &row.median;
-        md += &format!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} |\n",
-            row.scenario,
-            m.rps,
-            ms(m.p50_us),
-            ms(m.p99_us),
-            ms(m.p999_us),
-            errors(m),
-            opt(m.cpu_us_per_request, |v| format!("{v:.1}")),
-        );
+        md += &fixed_rate_row(row);
     }
     let m = |i: usize| &rows[i].median;
     let cpu = |i: usize| m(i).cpu_us_per_request.unwrap_or(f64::NAN);

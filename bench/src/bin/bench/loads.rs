@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::measure;
 use crate::procs::{self, Running, Server, Spec};
-use crate::rig::{Logging, Rig};
+use crate::rig::{Logging, Rig, USERS_PATH};
 
 /// wrk's `done` hook: the summary as one JSON line (latencies in µs, duration in µs).
 pub const WRK_LUA: &str = r#"-- written by bench/src/bin/bench/loads.rs; prints wrk's summary as JSON
@@ -161,6 +161,25 @@ impl Rig {
         load: HttpLoad,
     ) -> anyhow::Result<Sample> {
         self.through_from(&self.bins.gateway, upstream, logging, path, connections, load)
+    }
+
+    /// Direct gRPC to the fast upstream at `--rate` (the fixed-rate check's reference).
+    pub fn direct_at_rate(&self) -> anyhow::Result<Sample> {
+        let load = self.grpc(&self.fast, self.opts.connections, "1,2", Some(self.opts.rate))?;
+        Ok(Sample { load, gateway: None })
+    }
+
+    /// The gateway `bin` in front of the fast upstream at `--rate`, quiet log.
+    pub fn through_at_rate(&self, bin: &std::path::Path) -> anyhow::Result<Sample> {
+        let rate = HttpLoad::Rate(self.opts.rate);
+        self.through_from(
+            bin,
+            &self.fast,
+            Logging::Quiet,
+            USERS_PATH,
+            self.opts.connections,
+            rate,
+        )
     }
 
     /// `through`, with the gateway binary `bin`.

@@ -86,6 +86,26 @@ fn ok_rps(sample: &Sample) -> f64 {
 }
 
 /// The errors cell: the count, and how many were answers such as a 503 from load shedding.
+/// The head of a fixed-rate table.
+pub const FIXED_RATE_HEAD: &str = "| scenario | ok req/s | p50 ms | p99 ms | p99.9 ms | errors | gateway CPU µs/req | peak RSS MiB |\n\
+     |---|---:|---:|---:|---:|---:|---:|---:|\n";
+
+/// One row of a fixed-rate table.
+pub fn fixed_rate_row(row: &Row) -> String {
+    let m = &row.median;
+    format!(
+        "| {} | {:.0} | {} | {} | {} | {} | {} | {} |\n",
+        row.scenario,
+        m.rps,
+        ms(m.p50_us),
+        ms(m.p99_us),
+        ms(m.p999_us),
+        errors(m),
+        opt(m.cpu_us_per_request, |v| format!("{v:.1}")),
+        opt(m.peak_rss_kib, mib),
+    )
+}
+
 pub fn errors(m: &Median) -> String {
     if m.rejected > 0 {
         format!("{} ({} non-2xx)", m.errors, m.rejected)

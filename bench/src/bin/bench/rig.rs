@@ -58,6 +58,15 @@ pub struct Opts {
     pub out: Option<PathBuf>,
 }
 
+/// Which upstream a scenario calls.
+#[derive(Clone, Copy, Debug)]
+pub enum Upstream {
+    /// The fast tonic server of `bench/`.
+    Fast,
+    /// The real Python service.
+    Python,
+}
+
 /// How the gateway logs during a measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Logging {
@@ -183,6 +192,14 @@ impl Rig {
 
     pub fn python(&self) -> anyhow::Result<&Server> {
         self.python.as_ref().context("the Python service was not started")
+    }
+
+    /// The running server for `upstream`.
+    pub fn upstream(&self, upstream: Upstream) -> anyhow::Result<&Server> {
+        match upstream {
+            Upstream::Fast => Ok(&self.fast),
+            Upstream::Python => self.python(),
+        }
     }
 
     /// Starts a fresh gateway in front of `upstream` and waits for its first 200.

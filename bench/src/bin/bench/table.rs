@@ -7,14 +7,8 @@
 use serde::Serialize;
 
 use crate::loads::{HttpLoad, Sample};
-use crate::report::{Row, errors, mib, ms, opt};
-use crate::rig::{Logging, Rig, USERS_PATH};
-
-#[derive(Clone, Copy, Debug)]
-enum Upstream {
-    Fast,
-    Python,
-}
+use crate::report::{FIXED_RATE_HEAD, Row, errors, fixed_rate_row, mib, ms, opt};
+use crate::rig::{Logging, Rig, USERS_PATH, Upstream};
 
 #[derive(Clone, Copy, Debug)]
 enum Scenario {
@@ -110,24 +104,13 @@ pub fn run(rig: &Rig) -> anyhow::Result<MainReport> {
 
 fn one(rig: &Rig, scenario: Scenario) -> anyhow::Result<Sample> {
     let c = rig.opts.connections;
-    let upstream = |u| match u {
-        Upstream::Fast => Ok(&rig.fast),
-        Upstream::Python => rig.python(),
-    };
     match scenario {
-        Scenario::Direct(u) => rig.direct(upstream(u)?, c, "1,2"),
-        Scenario::Gateway(u, logging) => rig.through(upstream(u)?, logging, USERS_PATH, c, HttpLoad::Closed),
-        Scenario::DirectAtRate => {
-            let load = rig.grpc(&rig.fast, c, "1,2", Some(rig.opts.rate))?;
-            Ok(Sample { load, gateway: None })
+        Scenario::Direct(u) => rig.direct(rig.upstream(u)?, c, "1,2"),
+        Scenario::Gateway(u, logging) => {
+            rig.through(rig.upstream(u)?, logging, USERS_PATH, c, HttpLoad::Closed)
         }
-        Scenario::GatewayAtRate => rig.through(
-            &rig.fast,
-            Logging::Quiet,
-            USERS_PATH,
-            c,
-            HttpLoad::Rate(rig.opts.rate),
-        ),
+        Scenario::DirectAtRate => rig.direct_at_rate(),
+        Scenario::GatewayAtRate => rig.through_at_rate(&rig.bins.gateway),
     }
 }
 
@@ -218,24 +201,11 @@ pub fn markdown(report: &MainReport, rig: &Rig) -> String {
         );
     }
     md += &format!(
-        "\n## Fixed rate, {:.0} req/s over {} connections (latency from the scheduled send time)\n\n\
-         | scenario | ok req/s | p50 ms | p99 ms | p99.9 ms | errors | gateway CPU µs/req | peak RSS MiB |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "\n## Fixed rate, {:.0} req/s over {} connections (latency from the scheduled send time)\n\n{FIXED_RATE_HEAD}",
         rig.opts.rate, rig.opts.connections
     );
     for row in &rows[5..] {
-        let m = &row.median;
-        md += &format!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} |\n",
-            row.scenario,
-            m.rps,
-            ms(m.p50_us),
-            ms(m.p99_us),
-            ms(m.p999_us),
-            errors(m),
-            opt(m.cpu_us_per_request, |v| format!("{v:.1}")),
-            opt(m.peak_rss_kib, mib),
-        );
+        md += &fixed_rate_row(row);
     }
     let (direct, gateway) = (&rows[5].median, &rows[6].median);
     md += &format!(
