@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::loads::{HttpLoad, Sample};
-use crate::report::{FIXED_RATE_HEAD, Row, errors, fixed_rate_row, mib, ms, opt};
+use crate::report::{FIXED_RATE_HEAD, Row, errors, fixed_rate_row, interleaved, mib, ms, opt};
 use crate::rig::{Logging, Rig, USERS_PATH, Upstream};
 
 #[derive(Clone, Copy, Debug)]
@@ -73,18 +73,9 @@ pub fn run(rig: &Rig, baseline: &Path) -> anyhow::Result<CompareReport> {
         "--baseline {} is not a file",
         baseline.display()
     );
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); SCENARIOS.len()];
-    for repeat in 1..=rig.opts.repeats {
-        for (i, (name, scenario)) in SCENARIOS.iter().enumerate() {
-            eprintln!("bench: run {repeat}/{}: {name}", rig.opts.repeats);
-            samples[i].push(one(rig, baseline, *scenario)?);
-        }
-    }
-    let rows = SCENARIOS
-        .iter()
-        .zip(samples)
-        .map(|((name, _), samples)| Row::new(*name, samples))
-        .collect();
+    let rows = interleaved(rig.opts.repeats, &SCENARIOS, |scenario| {
+        one(rig, baseline, scenario)
+    })?;
     Ok(CompareReport {
         baseline: baseline.to_path_buf(),
         current: rig.bins.gateway.clone(),

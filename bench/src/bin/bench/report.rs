@@ -86,6 +86,27 @@ fn ok_rps(sample: &Sample) -> f64 {
 }
 
 /// The errors cell: the count, and how many were answers such as a 503 from load shedding.
+/// Runs every scenario `repeats` times, interleaved (run 1 of each, then run 2, …) so that
+/// slow drift on a busy machine spreads over all of them, and makes one row per scenario.
+pub fn interleaved<S: Copy>(
+    repeats: usize,
+    scenarios: &[(&str, S)],
+    mut one: impl FnMut(S) -> anyhow::Result<Sample>,
+) -> anyhow::Result<Vec<Row>> {
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); scenarios.len()];
+    for repeat in 1..=repeats {
+        for (i, (name, scenario)) in scenarios.iter().enumerate() {
+            eprintln!("bench: run {repeat}/{repeats}: {name}");
+            samples[i].push(one(*scenario)?);
+        }
+    }
+    Ok(scenarios
+        .iter()
+        .zip(samples)
+        .map(|((name, _), samples)| Row::new(*name, samples))
+        .collect())
+}
+
 /// The head of a fixed-rate table.
 pub const FIXED_RATE_HEAD: &str = "| scenario | ok req/s | p50 ms | p99 ms | p99.9 ms | errors | gateway CPU µs/req | peak RSS MiB |\n\
      |---|---:|---:|---:|---:|---:|---:|---:|\n";

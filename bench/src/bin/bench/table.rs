@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::loads::{HttpLoad, Sample};
-use crate::report::{FIXED_RATE_HEAD, Row, errors, fixed_rate_row, mib, ms, opt};
+use crate::report::{FIXED_RATE_HEAD, Row, errors, fixed_rate_row, interleaved, mib, ms, opt};
 use crate::rig::{Logging, Rig, USERS_PATH, Upstream};
 
 #[derive(Clone, Copy, Debug)]
@@ -86,18 +86,7 @@ pub struct MainReport {
 
 /// Runs every scenario `repeats` times.
 pub fn run(rig: &Rig) -> anyhow::Result<MainReport> {
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); SCENARIOS.len()];
-    for repeat in 1..=rig.opts.repeats {
-        for (i, (name, scenario)) in SCENARIOS.iter().enumerate() {
-            eprintln!("bench: run {repeat}/{}: {name}", rig.opts.repeats);
-            samples[i].push(one(rig, *scenario)?);
-        }
-    }
-    let rows: Vec<Row> = SCENARIOS
-        .iter()
-        .zip(samples)
-        .map(|((name, _), samples)| Row::new(*name, samples))
-        .collect();
+    let rows = interleaved(rig.opts.repeats, &SCENARIOS, |scenario| one(rig, scenario))?;
     let targets = targets(&rows, rig);
     Ok(MainReport { rows, targets })
 }
