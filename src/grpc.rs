@@ -1,4 +1,5 @@
-//! gRPC over one HTTP/2 stream of an upstream connection: the request head (`:path`,
+//! gRPC over one HTTP/2 stream of an upstream connection (the byte-level format is in
+//! `grpc/wire.rs`): the request head (`:path`,
 //! `content-type: application/grpc`, `te: trailers`, `grpc-timeout`, metadata), the
 //! length-prefixed message framing (gRPC's PROTOCOL-HTTP2.md), and the reply: initial
 //! metadata, messages, and the status in the trailers (or in the head, for a trailers-only
@@ -12,33 +13,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use h2::RecvStream;
 use h2::client::SendRequest;
-use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Request, Uri, header};
 use tonic::metadata::MetadataMap;
 
 use crate::error::GatewayError;
 use crate::upstream::{Connection, InFlight, Live};
 
-/// The largest reply message accepted (tonic's and grpc-go's default decode limit); a
-/// larger one is a 502.
-pub const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
+mod wire;
+
+pub use wire::{MAX_REPLY_BYTES, frame, grpc_timeout};
+use wire::{check_flag, check_head, metadata_of, not_grpc, split_frame, status_from, whole_frame};
 
 const GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
 const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
 const USER_AGENT: HeaderValue = HeaderValue::from_static(concat!("protogate/", env!("CARGO_PKG_VERSION")));
-
-/// One message, framed: the uncompressed flag, the big-endian length, the bytes.
-pub fn frame(message: &impl prost::Message) -> Bytes {
-    let len = message.encoded_len();
-    let mut buf = BytesMut::with_capacity(5 + len);
-    buf.put_u8(0);
-    buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
-    // Encoding into a buffer with the capacity reserved cannot fail.
-    let _ = message.encode(&mut buf);
-    buf.freeze()
-}
 
 /// A call as it goes on the wire.
 pub struct Outgoing {
@@ -182,59 +173,6 @@ fn head(
     Ok(request)
 }
 
-/// `grpc-timeout` (at most 8 digits): microseconds while they fit, else milliseconds, else
-/// seconds.
-pub fn grpc_timeout(timeout: Duration) -> HeaderValue {
-    let micros = timeout.as_micros();
-    let text = if micros < 100_000_000 {
-        format!("{micros}u")
-    } else if timeout.as_millis() < 100_000_000 {
-        format!("{}m", timeout.as_millis())
-    } else {
-        format!("{}S", timeout.as_secs().min(99_999_999))
-    };
-    HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static("99999999S"))
-}
-
-/// A gRPC reply is HTTP 200 with a gRPC content type. Other HTTP statuses map to gRPC codes
-/// as gRPC's http-grpc-status-mapping.md says; anything else is not a gRPC server.
-fn check_head(status: StatusCode, headers: &HeaderMap) -> Result<(), GatewayError> {
-    if status != StatusCode::OK {
-        // A status the upstream (or a proxy before it) did give beats one inferred.
-        if let Some(status) = status_from(headers).filter(|s| s.code() != tonic::Code::Ok) {
-            return Err(GatewayError::upstream_status(&status));
-        }
-        let code = match status {
-            StatusCode::BAD_REQUEST => tonic::Code::Internal,
-            StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
-            StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
-            StatusCode::NOT_FOUND => tonic::Code::Unimplemented,
-            StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::BAD_GATEWAY
-            | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::GATEWAY_TIMEOUT => tonic::Code::Unavailable,
-            _ => {
-                return Err(not_grpc(format!("HTTP status {status}")));
-            }
-        };
-        let status = tonic::Status::new(
-            code,
-            format!("upstream answered HTTP {status} without a gRPC status"),
-        );
-        return Err(GatewayError::upstream_status(&status));
-    }
-    let grpc = headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    if !grpc {
-        let found = headers
-            .get(header::CONTENT_TYPE)
-            .map_or("no content type".to_string(), |v| format!("content type {v:?}"));
-        return Err(not_grpc(found));
-    }
-    Ok(())
-}
-
 impl Incoming {
     /// The reply's initial metadata (without the gRPC status of a trailers-only reply).
     pub fn initial_metadata(&self) -> MetadataMap {
@@ -308,109 +246,6 @@ impl Incoming {
     }
 }
 
-/// The gRPC status in `headers` (`grpc-status`, `grpc-message` percent-decoded,
-/// `grpc-status-details-bin`), with the rest as its metadata. tonic's own parser panics on
-/// details that are not base64; here such details are dropped and logged.
-fn status_from(headers: &HeaderMap) -> Option<tonic::Status> {
-    use base64::Engine as _;
-    let code = tonic::Code::from_bytes(headers.get("grpc-status")?.as_bytes());
-    let message = headers
-        .get("grpc-message")
-        .map(|v| {
-            percent_encoding::percent_decode(v.as_bytes())
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .unwrap_or_default();
-    let details = match headers.get("grpc-status-details-bin") {
-        None => Bytes::new(),
-        Some(value) => {
-            let engine = base64::engine::GeneralPurpose::new(
-                &base64::alphabet::STANDARD,
-                base64::engine::GeneralPurposeConfig::new()
-                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-            );
-            match engine.decode(value.as_bytes()) {
-                Ok(bytes) => Bytes::from(bytes),
-                Err(err) => {
-                    tracing::warn!(error = %err, "upstream sent grpc-status-details-bin that is not base64; details dropped");
-                    Bytes::new()
-                }
-            }
-        }
-    };
-    Some(tonic::Status::with_details_and_metadata(
-        code,
-        message,
-        details,
-        metadata_of(headers.iter()),
-    ))
-}
-
-/// Upstream metadata from reply headers: everything but the gRPC status and the content
-/// type. Most replies have none, and then nothing is allocated.
-fn metadata_of<'a>(headers: impl Iterator<Item = (&'a http::HeaderName, &'a HeaderValue)>) -> MetadataMap {
-    let mut metadata = HeaderMap::new();
-    for (name, value) in headers {
-        if !matches!(
-            name.as_str(),
-            "grpc-status" | "grpc-message" | "grpc-status-details-bin" | "content-type"
-        ) {
-            metadata.append(name.clone(), value.clone());
-        }
-    }
-    MetadataMap::from_headers(metadata)
-}
-
-/// A complete frame from the front of `pending`, if there is one. A header that announces
-/// more than `MAX_REPLY_BYTES` fails at once, before the rest arrives.
-fn split_frame(pending: &mut BytesMut) -> Result<Option<Bytes>, GatewayError> {
-    if pending.len() < 5 {
-        return Ok(None);
-    }
-    check_flag(pending[0])?;
-    let len = frame_len(pending);
-    if len > MAX_REPLY_BYTES {
-        return Err(too_large(len));
-    }
-    if pending.len() < 5 + len {
-        return Ok(None);
-    }
-    pending.advance(5);
-    Ok(Some(pending.split_to(len).freeze()))
-}
-
-/// Whether `chunk` is exactly one frame.
-fn whole_frame(chunk: &Bytes) -> bool {
-    chunk.len() >= 5 && frame_len(chunk) == chunk.len() - 5
-}
-
-fn frame_len(bytes: &[u8]) -> usize {
-    u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize
-}
-
-/// We never offer `grpc-accept-encoding`, so a compressed message breaks the protocol.
-fn check_flag(flag: u8) -> Result<(), GatewayError> {
-    match flag {
-        0 => Ok(()),
-        1 => Err(not_grpc(
-            "a compressed message, though no compression was offered".to_string(),
-        )),
-        other => Err(not_grpc(format!("message flag {other}"))),
-    }
-}
-
-fn too_large(len: usize) -> GatewayError {
-    GatewayError::bad_upstream_reply(format!(
-        "upstream reply too large: {len} bytes, the limit is {MAX_REPLY_BYTES}"
-    ))
-}
-
-fn not_grpc(what: String) -> GatewayError {
-    tracing::warn!(what, "upstream broke the gRPC protocol");
-    GatewayError::bad_upstream_reply(format!("upstream is not answering gRPC: {what}"))
-}
-
 /// A failure after the stream was sent: the connection is dropped when it is the
 /// connection's fault, and the call is classified by `reply_error`.
 fn sent(connection: &Connection, live: &Live, err: h2::Error) -> GatewayError {
@@ -453,7 +288,3 @@ fn reply_error(err: h2::Error) -> GatewayError {
     }
     not_grpc(err.to_string())
 }
-
-#[cfg(test)]
-#[path = "grpc_tests.rs"]
-mod tests;
