@@ -30,6 +30,17 @@ async fn gateway_for(reply: impl Fn() -> Reply + Send + Sync + 'static) -> (Reco
     (upstream, gateway)
 }
 
+/// `GET /v1/items` with this `Accept`.
+async fn items_as(gateway: &TestGateway, accept: &str) -> support::http::Reply {
+    send(
+        Method::GET,
+        &gateway.url("/v1/items"),
+        &[("accept", accept)],
+        Bytes::new(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn ndjson_is_the_default() {
     let (upstream, gateway) = gateway_for(|| Reply::stream(&items(3), Duration::ZERO)).await;
@@ -56,13 +67,7 @@ async fn ndjson_is_the_default() {
 #[tokio::test]
 async fn sse_and_json_array_by_accept() {
     let (_upstream, gateway) = gateway_for(|| Reply::stream(&items(2), Duration::ZERO)).await;
-    let reply = send(
-        Method::GET,
-        &gateway.url("/v1/items"),
-        &[("accept", "text/event-stream")],
-        Bytes::new(),
-    )
-    .await;
+    let reply = items_as(&gateway, "text/event-stream").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("text/event-stream"));
     assert_eq!(reply.header("cache-control"), Some("no-cache"));
@@ -70,13 +75,7 @@ async fn sse_and_json_array_by_accept() {
         String::from_utf8_lossy(&reply.body),
         "data: {\"index\":1,\"text\":\"item 1\"}\n\ndata: {\"index\":2,\"text\":\"item 2\"}\n\n"
     );
-    let reply = send(
-        Method::GET,
-        &gateway.url("/v1/items"),
-        &[("accept", "application/json")],
-        Bytes::new(),
-    )
-    .await;
+    let reply = items_as(&gateway, "application/json").await;
     reply.assert_json(
         200,
         serde_json::json!([{"index":1,"text":"item 1"},{"index":2,"text":"item 2"}]),
@@ -102,26 +101,14 @@ async fn an_error_after_messages_ends_each_format_properly() {
         "{\"error\":{\"code\":8,\"message\":\"quota\",\"details\":[]}}"
     );
 
-    let reply = send(
-        Method::GET,
-        &gateway.url("/v1/items"),
-        &[("accept", "text/event-stream")],
-        Bytes::new(),
-    )
-    .await;
+    let reply = items_as(&gateway, "text/event-stream").await;
     let body = String::from_utf8_lossy(&reply.body).into_owned();
     assert!(
         body.ends_with("event: error\ndata: {\"code\":8,\"message\":\"quota\",\"details\":[]}\n\n"),
         "{body}"
     );
 
-    let reply = send(
-        Method::GET,
-        &gateway.url("/v1/items"),
-        &[("accept", "application/json")],
-        Bytes::new(),
-    )
-    .await;
+    let reply = items_as(&gateway, "application/json").await;
     reply.assert_json(429, serde_json::json!({"code":8,"message":"quota","details":[]}));
 }
 
@@ -204,13 +191,7 @@ async fn a_json_array_too_large_to_buffer_is_refused_not_grown() {
         })
         .collect();
     let (_upstream, gateway) = gateway_for(move || Reply::stream(&big, Duration::ZERO)).await;
-    let reply = send(
-        Method::GET,
-        &gateway.url("/v1/items"),
-        &[("accept", "application/json")],
-        Bytes::new(),
-    )
-    .await;
+    let reply = items_as(&gateway, "application/json").await;
     assert_eq!(reply.status, 502);
     let message = reply.json()["message"].as_str().unwrap_or_default().to_string();
     assert!(message.contains("as one JSON array"), "{message}");
