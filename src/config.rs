@@ -80,6 +80,12 @@ pub struct ServerConfig {
     /// Client connections open at once; a connection past it is closed as soon as it is
     /// accepted, so memory stays bounded whatever the number of clients.
     pub max_connections: usize,
+    /// A connection with no request in flight for this long is closed (HTTP/2 with GOAWAY).
+    pub idle_timeout: Duration,
+    /// HTTP/2 pings to a client after this long without a frame from it ...
+    pub http2_keepalive_interval: Duration,
+    /// ... and the connection is closed when a ping is not acknowledged within this.
+    pub http2_keepalive_timeout: Duration,
     pub drain_timeout: Duration,
 }
 
@@ -152,6 +158,9 @@ struct RawServer {
     max_concurrent_requests: Option<usize>,
     http2_max_concurrent_streams: Option<u32>,
     max_connections: Option<usize>,
+    idle_timeout: Option<String>,
+    http2_keepalive_interval: Option<String>,
+    http2_keepalive_timeout: Option<String>,
     drain_timeout: Option<String>,
 }
 
@@ -280,6 +289,17 @@ impl RawConfig {
                 s.http2_max_concurrent_streams.unwrap_or(100) as usize,
             )? as u32,
             max_connections: positive("server.max_connections", s.max_connections.unwrap_or(4096))?,
+            idle_timeout: duration("server.idle_timeout", s.idle_timeout, "60s")?,
+            http2_keepalive_interval: duration(
+                "server.http2_keepalive_interval",
+                s.http2_keepalive_interval,
+                "30s",
+            )?,
+            http2_keepalive_timeout: duration(
+                "server.http2_keepalive_timeout",
+                s.http2_keepalive_timeout,
+                "20s",
+            )?,
             drain_timeout: duration("server.drain_timeout", s.drain_timeout, "20s")?,
         };
         let t = self.transcoding;

@@ -148,6 +148,9 @@ fn binary_and_shipped_defaults_agree_on_every_limit() {
         assert_eq!(s.body_timeout, Duration::from_secs(10));
         assert_eq!(s.max_concurrent_requests, 256);
         assert_eq!(s.max_connections, 4096);
+        assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.http2_keepalive_interval, Duration::from_secs(30));
+        assert_eq!(s.http2_keepalive_timeout, Duration::from_secs(20));
         assert_eq!(s.drain_timeout, Duration::from_secs(20));
         assert_eq!(u.connect_timeout, Duration::from_secs(1));
         assert_eq!(u.timeout, Duration::from_secs(5));

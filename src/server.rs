@@ -2,7 +2,8 @@
 //! loop, and graceful shutdown. The accept loop is ours because `axum::serve` installs no
 //! timer, which silently disables hyper's header-read timeout (slowloris), and because it
 //! has no connection limit: past `server.max_connections` a new connection is closed as
-//! soon as it is accepted. On shutdown the
+//! soon as it is accepted, and a connection that does nothing gives its slot back
+//! (`connection.rs`). On shutdown the
 //! gateway marks itself draining (`/readyz` → 503), stops accepting, lets in-flight requests
 //! finish within `server.drain_timeout`, then returns.
 
@@ -20,8 +21,6 @@ use futures_util::{FutureExt as _, TryFutureExt as _};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{ServiceBuilder, ServiceExt as _};
@@ -30,6 +29,8 @@ use crate::config::Config;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, handle};
 use crate::request_id;
+
+mod connection;
 
 /// Why the gateway could not start.
 #[derive(Debug)]
@@ -139,8 +140,14 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(head_buffer).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
+        .max_header_list_size(u32::try_from(head_buffer).unwrap_or(u32::MAX))
+        .keep_alive_interval(limits.http2_keepalive_interval)
+        .keep_alive_timeout(limits.http2_keepalive_timeout);
+    let timeouts = connection::Timeouts {
+        head: limits.header_read_timeout,
+        idle: limits.idle_timeout,
+    };
+    let (drain, draining) = tokio::sync::watch::channel(false);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut last_refusal_warning: Option<Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
@@ -174,13 +181,15 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
         };
         let slot = ConnectionSlot::new(slot, gateway.clone());
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let connection = builder
+        let watch = connection::Watch::new();
+        let service = watched(app.clone(), watch.clone());
+        let served = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
-        let connection = graceful.watch(connection);
+        let draining = draining.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let ended = connection::drive(served, |c| c.graceful_shutdown(), watch, timeouts, draining);
+            if let Err(err) = ended.await {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");
             }
             drop(slot);
@@ -188,18 +197,48 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
     }
     drop(listener);
     gateway.start_draining();
-    let open = graceful.count();
+    let _ = drain.send(true);
+    let open = limits.max_connections - slots.available_permits();
     let drain = gateway.config().server.drain_timeout;
     tracing::info!(
         open_connections = open,
         drain_ms = drain.as_millis() as u64,
         "shutting down: draining"
     );
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    // Every slot back means every connection has ended.
+    let all_closed = slots.acquire_many(u32::try_from(limits.max_connections).unwrap_or(u32::MAX));
+    if tokio::time::timeout(drain, all_closed).await.is_err() {
         tracing::warn!("drain timeout passed with requests still in flight; closing them");
     } else {
         tracing::info!("drained");
     }
+}
+
+/// `app` for one connection: each request counts as in flight on `watch` until its answer
+/// has been sent, so that the connection is not closed as idle under it.
+fn watched<S, B>(
+    app: S,
+    watch: connection::Watch,
+) -> impl hyper::service::Service<
+    http::Request<Incoming>,
+    Response = http::Response<connection::Tracked<B>>,
+    Error = Infallible,
+    Future: Send + 'static,
+>
+where
+    S: tower::Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body,
+{
+    hyper::service::service_fn(move |request| {
+        let in_flight = watch.begin();
+        app.clone()
+            .oneshot(request)
+            .map_ok(move |response| response.map(|body| connection::Tracked::new(body, in_flight)))
+    })
 }
 
 /// One of the `server.max_connections` slots, held by a served connection for its lifetime;
