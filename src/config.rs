@@ -73,8 +73,13 @@ pub struct ServerConfig {
     pub max_headers: usize,
     /// Length of the request target (path and query); longer gets 414.
     pub max_uri_bytes: usize,
-    /// Requests in flight at once; the excess gets 503 with Retry-After at once.
+    /// Requests in flight at once; the excess gets 503 with Retry-After at once. A request
+    /// takes its place once its body has arrived.
     pub max_concurrent_requests: usize,
+    /// Request bodies being received at once; the excess gets 503 with Retry-After.
+    pub max_concurrent_body_reads: usize,
+    /// Bytes of request bodies held by requests at once; past it, 503 with Retry-After.
+    pub max_inflight_body_bytes: usize,
     /// HTTP/2 streams per connection.
     pub http2_max_concurrent_streams: u32,
     /// Client connections open at once; a connection past it is closed as soon as it is
@@ -156,6 +161,8 @@ struct RawServer {
     max_headers: Option<usize>,
     max_uri_bytes: Option<usize>,
     max_concurrent_requests: Option<usize>,
+    max_concurrent_body_reads: Option<usize>,
+    max_inflight_body_bytes: Option<usize>,
     http2_max_concurrent_streams: Option<u32>,
     max_connections: Option<usize>,
     idle_timeout: Option<String>,
@@ -284,6 +291,14 @@ impl RawConfig {
                 "server.max_concurrent_requests",
                 s.max_concurrent_requests.unwrap_or(256),
             )?,
+            max_concurrent_body_reads: positive(
+                "server.max_concurrent_body_reads",
+                s.max_concurrent_body_reads.unwrap_or(256),
+            )?,
+            max_inflight_body_bytes: positive(
+                "server.max_inflight_body_bytes",
+                s.max_inflight_body_bytes.unwrap_or(32 * 1024 * 1024),
+            )?,
             http2_max_concurrent_streams: positive(
                 "server.http2_max_concurrent_streams",
                 s.http2_max_concurrent_streams.unwrap_or(100) as usize,
@@ -302,6 +317,11 @@ impl RawConfig {
             )?,
             drain_timeout: duration("server.drain_timeout", s.drain_timeout, "20s")?,
         };
+        if server.max_body_bytes > server.max_inflight_body_bytes {
+            return Err(ConfigError(
+                "server.max_body_bytes must not exceed server.max_inflight_body_bytes".to_string(),
+            ));
+        }
         let t = self.transcoding;
         let unknown_query_parameters = match t.unknown_query_parameters.as_deref() {
             None | Some("reject") => UnknownParams::Reject,

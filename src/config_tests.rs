@@ -147,6 +147,8 @@ fn binary_and_shipped_defaults_agree_on_every_limit() {
         assert_eq!(s.header_read_timeout, Duration::from_secs(10));
         assert_eq!(s.body_timeout, Duration::from_secs(10));
         assert_eq!(s.max_concurrent_requests, 256);
+        assert_eq!(s.max_concurrent_body_reads, 256);
+        assert_eq!(s.max_inflight_body_bytes, 32 * 1024 * 1024);
         assert_eq!(s.max_connections, 4096);
         assert_eq!(s.idle_timeout, Duration::from_secs(60));
         assert_eq!(s.http2_keepalive_interval, Duration::from_secs(30));

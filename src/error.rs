@@ -122,11 +122,15 @@ impl GatewayError {
 
     /// Too many requests in flight: shed at once, and tell the client when to retry.
     pub fn overloaded(limit: usize) -> Self {
-        let mut err = Self::new(
-            Code::Unavailable,
-            Fault::Gateway,
-            format!("overloaded: {limit} requests already in flight; retry shortly"),
-        );
+        Self::shed(format!(
+            "overloaded: {limit} requests already in flight; retry shortly"
+        ))
+    }
+
+    /// A request refused at once because a gateway-wide budget is spent (requests, body
+    /// reads, body bytes): 503 with `Retry-After: 1`.
+    pub fn shed(message: impl Into<String>) -> Self {
+        let mut err = Self::new(Code::Unavailable, Fault::Gateway, message);
         let mut headers = http::HeaderMap::new();
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         err.headers = Some(Box::new(headers));

@@ -12,10 +12,10 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::admission::{self, Admission};
 use crate::binding::{self, body};
+use crate::body_intake::BodyIntake;
 use crate::config::Config;
 use crate::error::{ErrorCode, Fault, GatewayError};
 use crate::forward::UnaryCall;
@@ -35,6 +35,7 @@ pub struct Gateway {
     /// The OpenAPI document of `routes`, rendered once (served at `/openapi.json`).
     openapi: Bytes,
     admission: Admission,
+    bodies: BodyIntake,
     metrics: Metrics,
 }
 
@@ -52,6 +53,7 @@ impl Gateway {
         let routes = routing::build_table(&pool, &config.rules, config.transcoding.unbound_methods)?;
         let openapi = crate::openapi::render(&pool, &routes)?;
         let admission = Admission::new(config.server.max_concurrent_requests);
+        let bodies = BodyIntake::new(&config.server);
         Ok(Gateway {
             routes,
             upstream,
@@ -59,6 +61,7 @@ impl Gateway {
             draining: AtomicBool::new(false),
             openapi,
             admission,
+            bodies,
             metrics: Metrics::default(),
         })
     }
@@ -118,15 +121,10 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request) -> Response {
         (path, ops::answer(&gateway, &method, path).await)
     } else {
         let mut label = "(unmatched)";
-        let response = match gateway.admission.admit() {
-            Ok(_permit) => {
-                let work = transcode(&gateway, request, &mut label);
-                #[cfg(feature = "otlp")]
-                let work = span.scope(work);
-                work.await
-            }
-            Err(shed) => Err(shed),
-        };
+        let work = transcode(&gateway, request, &mut label);
+        #[cfg(feature = "otlp")]
+        let work = span.scope(work);
+        let response = work.await;
         (label, response.unwrap_or_else(IntoResponse::into_response))
     };
     drop(active);
@@ -178,13 +176,14 @@ async fn transcode<'g>(
         config.upstream.timeout,
         config.upstream.max_timeout,
     )?;
-    let bytes = read_body(
-        body,
-        parts.headers.get(header::CONTENT_LENGTH),
-        config.server.max_body_bytes,
-        config.server.body_timeout,
-    )
-    .await?;
+    let received = gateway
+        .bodies
+        .receive(body, parts.headers.get(header::CONTENT_LENGTH))
+        .await?;
+    // Only a request whose body has arrived takes a place among those in flight
+    // (body_intake.rs says why).
+    let _permit = gateway.admission.admit()?;
+    let bytes = &received.bytes;
     let body = if bytes.is_empty() {
         None
     } else {
@@ -194,7 +193,7 @@ async fn transcode<'g>(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok()),
         )?;
-        body::parse(&bytes)?
+        body::parse(bytes)?
     };
     let request = binding::bind(
         route,
@@ -287,34 +286,4 @@ fn select_field(json: &[u8], field: &str) -> Result<Vec<u8>, GatewayError> {
     let value = reply.remove(field).unwrap_or(serde_json::Value::Null);
     serde_json::to_vec(&value)
         .map_err(|e| GatewayError::internal(format!("reply field does not serialize: {e}")))
-}
-
-/// Reads the whole body, refusing more than `limit` bytes whether or not `Content-Length`
-/// declared them.
-async fn read_body(
-    body: Body,
-    declared: Option<&HeaderValue>,
-    limit: usize,
-    timeout: std::time::Duration,
-) -> Result<Bytes, GatewayError> {
-    // Most requests (every GET) have no body: no timer, no collecting.
-    if hyper::body::Body::is_end_stream(&body) {
-        return Ok(Bytes::new());
-    }
-    let declared = declared
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(GatewayError::body_too_large(limit));
-    }
-    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
-        .await
-        .map_err(|_| GatewayError::body_timeout(timeout))?;
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<LengthLimitError>() => Err(GatewayError::body_too_large(limit)),
-        Err(err) => Err(GatewayError::bad_request(format!(
-            "failed to read the request body: {err}"
-        ))),
-    }
 }

@@ -9,6 +9,7 @@
 
 pub mod admission;
 pub mod binding;
+pub mod body_intake;
 pub mod browser;
 pub mod config;
 pub mod descriptors;

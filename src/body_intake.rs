@@ -1,0 +1,156 @@
+//! Receiving request bodies, apart from the concurrency limit. A request does not take one
+//! of the `max_concurrent_requests` permits until its body has fully arrived: a client that
+//! declares a body and then sends it slowly (or never) would otherwise hold a permit for
+//! the whole `body_timeout`, and a handful of such clients would shed everyone else.
+//! Bodies being received are bounded on their own instead, so that they cannot starve
+//! requests that are ready:
+//! - `server.max_concurrent_body_reads` bodies are received at once; one more gets 503 with
+//!   `Retry-After` at once;
+//! - `server.max_inflight_body_bytes` bounds the bytes of every body held by a request,
+//!   from its first byte until the request ends (declared lengths are reserved up front,
+//!   chunked bodies as they grow); past it, 503 with `Retry-After`.
+//!
+//! Each body is still bounded by `max_body_bytes` (413) and `body_timeout` (408).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http::HeaderValue;
+use http_body_util::BodyExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::ServerConfig;
+use crate::error::GatewayError;
+
+/// The gateway-wide budgets for request bodies.
+#[derive(Debug)]
+pub struct BodyIntake {
+    reads: Arc<Semaphore>,
+    max_reads: usize,
+    bytes: Arc<Semaphore>,
+    max_bytes: usize,
+    max_body_bytes: usize,
+    timeout: Duration,
+}
+
+/// A received body and its share of `max_inflight_body_bytes`, given back on drop.
+#[derive(Debug)]
+pub struct ReceivedBody {
+    pub bytes: Bytes,
+    _reserved: Option<OwnedSemaphorePermit>,
+}
+
+impl BodyIntake {
+    pub fn new(limits: &ServerConfig) -> BodyIntake {
+        BodyIntake {
+            reads: Arc::new(Semaphore::new(limits.max_concurrent_body_reads)),
+            max_reads: limits.max_concurrent_body_reads,
+            bytes: Arc::new(Semaphore::new(limits.max_inflight_body_bytes)),
+            max_bytes: limits.max_inflight_body_bytes,
+            max_body_bytes: limits.max_body_bytes,
+            timeout: limits.body_timeout,
+        }
+    }
+
+    /// Bytes of request bodies held by requests now.
+    pub fn bytes_in_flight(&self) -> usize {
+        self.max_bytes - self.bytes.available_permits()
+    }
+
+    /// Receives the whole body, refusing more than `max_body_bytes` whether or not
+    /// `Content-Length` declared them, and anything past the gateway-wide budgets.
+    pub async fn receive(
+        &self,
+        body: Body,
+        declared: Option<&HeaderValue>,
+    ) -> Result<ReceivedBody, GatewayError> {
+        // Most requests (every GET) have no body: no budget, no timer, no collecting.
+        if hyper::body::Body::is_end_stream(&body) {
+            return Ok(ReceivedBody {
+                bytes: Bytes::new(),
+                _reserved: None,
+            });
+        }
+        let limit = self.max_body_bytes;
+        let declared = declared
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(GatewayError::body_too_large(limit));
+        }
+        let _reading = self.reads.clone().try_acquire_owned().map_err(|_| {
+            GatewayError::shed(format!(
+                "overloaded: {} request bodies are being received already; retry shortly",
+                self.max_reads
+            ))
+        })?;
+        let mut reserved = match declared {
+            Some(n) => Some(self.reserve(n as usize)?),
+            None => None,
+        };
+        let collect = async {
+            let mut body = body;
+            // One chunk (the usual case) is kept as it came; more are copied together into
+            // one buffer of the declared size, so that it does not grow by doubling.
+            let mut whole = Bytes::new();
+            let mut joined: Option<BytesMut> = None;
+            let mut received = 0;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|err| {
+                    GatewayError::bad_request(format!("failed to read the request body: {err}"))
+                })?;
+                let Ok(data) = frame.into_data() else { continue };
+                let n = data.len();
+                received += n;
+                if received > limit {
+                    return Err(GatewayError::body_too_large(limit));
+                }
+                match joined.as_mut() {
+                    Some(buffer) => buffer.extend_from_slice(&data),
+                    None if whole.is_empty() => whole = data,
+                    None => {
+                        let capacity = declared.map_or(received, |n| n as usize);
+                        let mut buffer = BytesMut::with_capacity(capacity);
+                        buffer.extend_from_slice(&whole);
+                        buffer.extend_from_slice(&data);
+                        whole = Bytes::new();
+                        joined = Some(buffer);
+                    }
+                }
+                // A body longer than it declared is refused by hyper; an undeclared one
+                // reserves its bytes as they come.
+                if declared.is_none() {
+                    let more = self.reserve(n)?;
+                    match reserved.as_mut() {
+                        Some(held) => held.merge(more),
+                        None => reserved = Some(more),
+                    }
+                }
+            }
+            Ok(joined.map_or(whole, BytesMut::freeze))
+        };
+        let bytes = tokio::time::timeout(self.timeout, collect)
+            .await
+            .map_err(|_| GatewayError::body_timeout(self.timeout))??;
+        Ok(ReceivedBody {
+            bytes,
+            _reserved: reserved,
+        })
+    }
+
+    fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, GatewayError> {
+        let refused = || {
+            GatewayError::shed(format!(
+                "overloaded: request bodies in flight would pass {} bytes; retry shortly",
+                self.max_bytes
+            ))
+        };
+        let n = u32::try_from(bytes).map_err(|_| refused())?;
+        self.bytes
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| refused())
+    }
+}
