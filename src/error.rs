@@ -147,6 +147,21 @@ impl GatewayError {
         .with_http(StatusCode::UNSUPPORTED_MEDIA_TYPE)
     }
 
+    /// A request body without a `Content-Type`: it is not read as JSON (`cross_site.rs`).
+    pub fn missing_content_type() -> Self {
+        Self::new(
+            Code::InvalidArgument,
+            Fault::Client,
+            "a request body needs Content-Type: application/json",
+        )
+        .with_http(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+    }
+
+    /// An unsafe request from a page on another site whose origin CORS does not allow.
+    pub fn cross_site(message: impl Into<String>) -> Self {
+        Self::new(Code::PermissionDenied, Fault::Client, message)
+    }
+
     /// The upstream could not be reached (refused, unresolvable, connect timeout).
     pub fn upstream_unavailable(cause: impl std::fmt::Display) -> Self {
         Self::new(

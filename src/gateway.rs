@@ -158,6 +158,7 @@ async fn transcode<'g>(
     label: &mut &'g str,
 ) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
+    crate::cross_site::check(&gateway.config.cors, &parts.method, &parts.headers)?;
     let (route, vars) = match gateway.routes.lookup(&parts.method, parts.uri.path()) {
         Lookup::Found { route, vars } => (route, vars),
         Lookup::MethodNotAllowed(allow) => {

@@ -12,6 +12,7 @@ pub mod binding;
 pub mod body_intake;
 pub mod browser;
 pub mod config;
+pub mod cross_site;
 pub mod descriptors;
 pub mod details;
 pub mod error;

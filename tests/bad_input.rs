@@ -220,18 +220,22 @@ async fn chunked_body_over_the_limit_is_413() {
     assert!(upstream.calls().is_empty());
 }
 
+/// A page on another site can POST a Blob without a `Content-Type` and without a
+/// preflight; such a body is never read as JSON. An empty body needs no type.
 #[tokio::test]
-async fn post_without_content_type_is_json() {
+async fn body_without_content_type_is_415_and_never_forwarded() {
     let upstream = RecordingUpstream::start(|_| ok_reply()).await;
     let gateway = TestGateway::start(upstream.addr, "").await;
-    let reply = send(
-        Method::POST,
-        &gateway.url("/MyService/User"),
-        &[],
-        "{\"userIDs\":[1]}",
-    )
-    .await;
+    let url = gateway.url("/MyService/User");
+    let reply = send(Method::POST, &url, &[], "{\"userIDs\":[1]}").await;
+    reply.assert_json(
+        415,
+        json!({"code": 3, "message": "a request body needs Content-Type: application/json", "details": []}),
+    );
+    assert!(upstream.calls().is_empty());
+    let reply = send(Method::POST, &url, &[], Bytes::new()).await;
     reply.assert_json(200, json!({"message":"success","data":[]}));
-    let reply = post_json(&gateway.url("/MyService/User"), "{\"userIDs\":[1]}").await;
+    let reply = post_json(&url, "{\"userIDs\":[1]}").await;
     assert_eq!(reply.status, 200);
+    assert_eq!(upstream.calls().len(), 2);
 }

@@ -11,11 +11,12 @@ use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
 
-/// Rejects bodies whose declared media type is not JSON. A missing `Content-Type` is taken as
-/// JSON, as curl without `-H` and most fetch calls send one anyway.
+/// Rejects bodies whose declared media type is not JSON, and bodies that declare none: a
+/// page on another site can send a body without a `Content-Type` and without a preflight
+/// (`no-cors` fetch of a Blob), so such a body is never read as JSON (`cross_site.rs`).
 pub fn check_content_type(content_type: Option<&str>) -> Result<(), GatewayError> {
     let Some(raw) = content_type else {
-        return Ok(());
+        return Err(GatewayError::missing_content_type());
     };
     let essence = raw
         .split(';')
@@ -144,7 +145,8 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert!(check_content_type(None).is_ok());
+        let err = check_content_type(None).expect_err("no content type");
+        assert_eq!(err.http_status(), http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
         assert!(check_content_type(Some("application/json; charset=utf-8")).is_ok());
         assert!(check_content_type(Some("application/merge-patch+json")).is_ok());
         let err = check_content_type(Some("application/x-www-form-urlencoded")).expect_err("rejected");
