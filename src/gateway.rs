@@ -137,13 +137,18 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request) -> Response {
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    let method = crate::metrics::method_label(&method);
     gateway
         .metrics
-        .observe_http(method.as_str(), route, status, elapsed, error);
+        .observe_http(method, route, status, elapsed, error);
     if status >= 500 {
-        tracing::warn!(request_id, %method, route, status, grpc_code, latency_ms, "request");
+        tracing::warn!(
+            request_id, method, route, status, grpc_code, latency_ms, "request"
+        );
     } else {
-        tracing::info!(request_id, %method, route, status, grpc_code, latency_ms, "request");
+        tracing::info!(
+            request_id, method, route, status, grpc_code, latency_ms, "request"
+        );
     }
     #[cfg(feature = "otlp")]
     span.finish(route, status, request_id);

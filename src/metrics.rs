@@ -245,6 +245,19 @@ fn upstream_kind(code: Code, status: u16) -> &'static str {
     }
 }
 
+/// The `http_request_method` label (and the access log's `method`): the methods of RFC 9110
+/// and PATCH as they are, any other as `_OTHER` (OpenTelemetry HTTP semconv), so that a
+/// client sending made-up methods cannot grow `/metrics` without bound.
+pub fn method_label(method: &http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("_OTHER")
+}
+
 /// gRPC code names as the gRPC spec spells them.
 pub fn code_name(code: Code) -> &'static str {
     match code {
@@ -301,6 +314,16 @@ mod tests {
         assert!(text.contains(&format!(
             "http_server_request_duration_seconds_count{{{labels}}} 2\n"
         )));
+    }
+
+    #[test]
+    fn methods_outside_the_standard_set_are_other() {
+        assert_eq!(method_label(&http::Method::GET), "GET");
+        assert_eq!(method_label(&http::Method::PATCH), "PATCH");
+        let junk = http::Method::from_bytes(b"FOO1").expect("token");
+        assert_eq!(method_label(&junk), "_OTHER");
+        let lowercase = http::Method::from_bytes(b"get").expect("token");
+        assert_eq!(method_label(&lowercase), "_OTHER", "methods are case-sensitive");
     }
 
     #[test]

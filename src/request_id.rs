@@ -12,14 +12,29 @@ use http::{HeaderName, HeaderValue, Request, Response};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The request's `x-request-id`, set first to a fresh UUID v4 when the client sent none.
+/// The longest client `x-request-id` kept; a longer one is replaced.
+pub const MAX_CLIENT_ID: usize = 128;
+
+/// The request's `x-request-id`, set first to a fresh UUID v4 when the client sent none,
+/// several, or one that is not a short run of visible ASCII (it goes into logs, metadata
+/// and answers).
 pub fn ensure<B>(request: &mut Request<B>) -> HeaderValue {
-    if let Some(id) = request.headers().get(&X_REQUEST_ID) {
+    let mut sent = request.headers().get_all(&X_REQUEST_ID).iter();
+    // Exactly one, or the answer and the upstream could see different ids.
+    if let (Some(id), None) = (sent.next(), sent.next())
+        && acceptable(id)
+    {
         return id.clone();
     }
     let id = fresh();
     request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
     id
+}
+
+/// 1 to `MAX_CLIENT_ID` bytes of visible ASCII (no spaces, no control characters).
+fn acceptable(id: &HeaderValue) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty() && bytes.len() <= MAX_CLIENT_ID && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
 /// Puts `id` on `response` unless it already carries one.
@@ -122,6 +137,32 @@ mod tests {
         assert_eq!(response.headers().get("x-request-id"), Some(&made));
         echo(&mut response, HeaderValue::from_static("other"));
         assert_eq!(response.headers().get("x-request-id"), Some(&made), "kept");
+    }
+
+    #[test]
+    fn a_long_or_unprintable_client_id_is_replaced() {
+        let keep = "a".repeat(MAX_CLIENT_ID);
+        let long = "a".repeat(MAX_CLIENT_ID + 1);
+        for (sent, kept) in [
+            (keep.as_bytes(), true),
+            (long.as_bytes(), false),
+            (b"has space".as_slice(), false),
+            (b"tab\there".as_slice(), false),
+            (b"caf\xc3\xa9".as_slice(), false),
+            (b"".as_slice(), false),
+        ] {
+            let mut request = Request::builder()
+                .header(
+                    "x-request-id",
+                    HeaderValue::from_bytes(sent).expect("header value"),
+                )
+                .body(())
+                .expect("request");
+            let id = ensure(&mut request);
+            assert_eq!(id.as_bytes() == sent, kept, "{:?}", String::from_utf8_lossy(sent));
+            assert_eq!(request.headers().get_all("x-request-id").iter().count(), 1);
+            assert_eq!(request.headers().get("x-request-id"), Some(&id));
+        }
     }
 
     #[test]
