@@ -21,6 +21,10 @@ struct Cli {
     /// Upstream gRPC URL, overriding the config file (e.g. http://users:50051).
     #[arg(long, env = "PROTOGATE_UPSTREAM")]
     upstream: Option<String>,
+    /// Where the schema comes from, overriding the config file: compiled (the protos built
+    /// in), descriptors:PATH (a FileDescriptorSet) or protos:DIR (.proto files).
+    #[arg(long, env = "PROTOGATE_SCHEMA", global = true)]
+    schema: Option<String>,
     /// Log format: json (default when stdout is not a terminal) or text.
     #[arg(long, env = "PROTOGATE_LOG_FORMAT")]
     log_format: Option<String>,
@@ -69,6 +73,13 @@ fn main() -> ExitCode {
         let _runtime = runtime.enter();
         return match protogate::gateway::Gateway::new(config) {
             Ok(gateway) => {
+                let schema = gateway.schema();
+                println!(
+                    "# schema {}: {} methods, {} routes",
+                    gateway.config().schema.source,
+                    schema.methods().iter().count(),
+                    schema.routes().routes().len()
+                );
                 for route in gateway.routes().routes() {
                     println!(
                         "{} {} -> {} ({})",
@@ -135,6 +146,7 @@ fn load_config(cli: &Cli) -> Result<Config, StartupError> {
     let overrides = Overrides {
         listen: cli.listen.clone(),
         upstream: cli.upstream.clone(),
+        schema: cli.schema.clone(),
     };
     match &cli.config {
         Some(path) => {

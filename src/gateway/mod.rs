@@ -48,7 +48,7 @@ impl Gateway {
 
     /// Like `new`, with an upstream built elsewhere (tests inject resolvers this way).
     pub fn with_upstream(config: Config, upstream: Arc<Upstream>) -> Result<Gateway, StartupError> {
-        let schema = Schema::compiled(&config)?;
+        let schema = Schema::load(&config)?;
         let admission = Admission::new(config.server.max_concurrent_requests);
         let bodies = BodyIntake::new(&config.server);
         Ok(Gateway {
