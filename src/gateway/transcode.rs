@@ -22,6 +22,11 @@ use crate::{grpc, metadata, retry};
 /// label (or `(unmatched)` when no route was found) with the answer.
 pub(super) async fn transcode(gateway: &Gateway, request: Request) -> (&str, Result<Response, GatewayError>) {
     let (parts, body) = request.into_parts();
+    // Tests only (Cargo.toml): proves that a handler panic is answered and survived.
+    #[cfg(feature = "test-panic-route")]
+    if parts.uri.path() == "/__protogate/panic" {
+        panic!("the test panic route was called");
+    }
     if let Err(err) = crate::cross_site::check(&gateway.config.cors, &parts.method, &parts.headers) {
         return ("(rejected)", Err(err));
     }
