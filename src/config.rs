@@ -97,6 +97,8 @@ pub struct TranscodingConfig {
     pub unknown_query_parameters: UnknownParams,
     /// Request headers forwarded as metadata beyond the built-in allow-list.
     pub forward_headers: Vec<HeaderName>,
+    /// Which `Grpc-Metadata-*` request headers are forwarded (all, none, or named ones).
+    pub client_metadata: ClientMetadata,
 }
 
 /// Values from flags or env vars that replace the file's.
@@ -179,6 +181,7 @@ struct RawTranscoding {
     unknown_query_parameters: Option<String>,
     #[serde(default)]
     forward_headers: Vec<String>,
+    client_metadata: Option<RawClientMetadata>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,6 +323,7 @@ impl RawConfig {
             unbound_methods: t.unbound_methods.unwrap_or(true),
             unknown_query_parameters,
             forward_headers,
+            client_metadata: RawClientMetadata::validate(t.client_metadata)?,
         };
         let cors = self.cors.validate()?;
         let schema = self.schema.validate(overrides.schema.as_deref())?;
@@ -341,11 +345,14 @@ impl RawConfig {
     }
 }
 
+mod client_metadata;
 mod cors;
 mod rules;
 mod schema;
 mod values;
 
+pub use client_metadata::ClientMetadata;
+use client_metadata::RawClientMetadata;
 pub use schema::{SchemaConfig, SchemaSource};
 
 use rules::RawRule;

@@ -222,3 +222,30 @@ fn tls_mistakes_are_one_line_each() {
         assert!(!err.contains('\n'), "{text:?}: error spans lines: {err:?}");
     }
 }
+
+#[test]
+fn client_metadata_is_all_none_or_a_list() {
+    use super::ClientMetadata;
+    let mode = |value: &str| {
+        parse(&format!("[transcoding]\nclient_metadata = {value}")).map(|c| c.transcoding.client_metadata)
+    };
+    assert_eq!(
+        parse("").expect("valid").transcoding.client_metadata,
+        ClientMetadata::All
+    );
+    assert_eq!(mode("\"all\""), Ok(ClientMetadata::All));
+    assert_eq!(mode("\"none\""), Ok(ClientMetadata::None));
+    let only = mode("[\"Tenant\", \"grpc-metadata-x-user\"]").expect("a list");
+    assert!(only.allows("tenant") && only.allows("x-user") && !only.allows("role"));
+    assert_eq!(
+        mode("\"some\"").map_err(|e| e.0),
+        Err(
+            "transcoding.client_metadata: \"some\" is neither \"all\", \"none\" nor a list of metadata names"
+                .to_string()
+        )
+    );
+    assert_eq!(
+        mode("[\"bad name\"]").map_err(|e| e.0),
+        Err("transcoding.client_metadata: \"bad name\" is not a metadata name".to_string())
+    );
+}

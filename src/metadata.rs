@@ -2,7 +2,8 @@
 //!
 //! Request side: only allow-listed headers travel to the upstream: `authorization`,
 //! `x-request-id`, `traceparent`, `tracestate`, configured names, and `Grpc-Metadata-*` with
-//! the prefix stripped. Hop-by-hop headers (and any header that `Connection` names), `host`,
+//! the prefix stripped (all of them, none, or the names `transcoding.client_metadata` lists).
+//! Hop-by-hop headers (and any header that `Connection` names), `host`,
 //! `cookie`, `content-*` and `grpc-*` never do, whatever the configuration says. Values that
 //! are not valid metadata are skipped, not fatal, except a bad `-bin` value, which is a 400.
 //!
@@ -12,6 +13,7 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tonic::metadata::{KeyAndValueRef, MetadataMap};
 
+use crate::config::ClientMetadata;
 use crate::error::GatewayError;
 
 const BUILT_IN: &[&str] = &["authorization", "x-request-id", "traceparent", "tracestate"];
@@ -38,8 +40,18 @@ fn is_forbidden(name: &str) -> bool {
         || name.starts_with(':')
 }
 
-/// Builds the upstream metadata for a request's headers.
+/// Builds the upstream metadata for a request's headers, every `Grpc-Metadata-*` included.
 pub fn to_grpc(headers: &HeaderMap, extra: &[HeaderName]) -> Result<MetadataMap, GatewayError> {
+    to_grpc_with(headers, extra, &ClientMetadata::All)
+}
+
+/// Like [`to_grpc`], forwarding only the `Grpc-Metadata-*` headers that `client` allows
+/// (`transcoding.client_metadata`).
+pub fn to_grpc_with(
+    headers: &HeaderMap,
+    extra: &[HeaderName],
+    client: &ClientMetadata,
+) -> Result<MetadataMap, GatewayError> {
     let hop_by_hop: Vec<String> = headers
         .get_all(http::header::CONNECTION)
         .iter()
@@ -52,6 +64,9 @@ pub fn to_grpc(headers: &HeaderMap, extra: &[HeaderName]) -> Result<MetadataMap,
     for (name, value) in headers {
         let text = name.as_str();
         let (key, built_in) = if let Some(stripped) = text.strip_prefix(METADATA_PREFIX) {
+            if !client.allows(stripped) {
+                continue;
+            }
             (stripped, false)
         } else if BUILT_IN.contains(&text) {
             (text, true)

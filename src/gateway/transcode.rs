@@ -60,7 +60,12 @@ async fn call_route(
     // Made again for a retry rather than cloned for every call that might need one.
     let forwarded_metadata = || {
         #[allow(unused_mut)]
-        let mut metadata = metadata::to_grpc(&parts.headers, &config.transcoding.forward_headers)?;
+        let transcoding = &config.transcoding;
+        let mut metadata = metadata::to_grpc_with(
+            &parts.headers,
+            &transcoding.forward_headers,
+            &transcoding.client_metadata,
+        )?;
         // With OTLP export on, the upstream's parent is the gateway's span, not the caller's.
         #[cfg(feature = "otlp")]
         crate::telemetry::inject(&mut metadata);
