@@ -36,6 +36,11 @@ use crate::startup::StartupError;
 
 mod connection;
 
+/// Streams reset by the client before they were served, per connection (hyper's default).
+const HTTP2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams the gateway reset because of the client's errors, per connection (h2's default).
+const HTTP2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+
 /// Validates `config` against the descriptors, then serves on `listener` until `shutdown`
 /// resolves and the drain has finished. A bad rule fails here, before any request is served.
 pub async fn serve(
@@ -128,9 +133,18 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(head_buffer)
         .max_headers(limits.max_headers + 100);
+    // HTTP/2 limits, set explicitly rather than left to hyper's defaults (h2 enforces them):
+    // streams a client opens and resets before they are served (rapid reset,
+    // CVE-2023-44487) and streams the server had to reset for the client's errors each end
+    // the connection with GOAWAY ENHANCE_YOUR_CALM past their limit; a header block (with
+    // its CONTINUATION frames) is bounded by the header list size; at most one PING or
+    // SETTINGS answer waits to be written, so a client that does not read stops being read.
+    // tests/http2_abuse.rs.
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_pending_accept_reset_streams(HTTP2_MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(HTTP2_MAX_LOCAL_ERROR_RESETS)
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
         .max_header_list_size(u32::try_from(head_buffer).unwrap_or(u32::MAX))
         .keep_alive_interval(limits.http2_keepalive_interval)
