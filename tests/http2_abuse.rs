@@ -268,3 +268,55 @@ async fn ping_flood_from_a_reading_client_without_streams_gets_goaway() {
     );
     others_are_served(&gateway).await;
 }
+
+/// A client that vanishes mid-request (it stops reading, so it answers no PING) is dropped
+/// after `http2_keepalive_interval` + `http2_keepalive_timeout`, long before its call ends;
+/// a client that answers pings keeps its connection through the same slow call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_answering_pings_is_dropped_by_keepalive() {
+    let upstream = RecordingUpstream::start(|_| ok().after(Duration::from_millis(2500))).await;
+    let gateway = TestGateway::start(
+        upstream.addr,
+        "[server]\nhttp2_keepalive_interval = \"300ms\"\nhttp2_keepalive_timeout = \"300ms\"",
+    )
+    .await;
+    let (read, mut write) = connect(&gateway).await.into_split();
+    let request = frame(HEADERS, END_HEADERS | END_STREAM, 1, &get_block("/users?ids=1"));
+    write.write_all(&request).await.expect("request");
+    let started = Instant::now();
+    // It reads what the gateway sends, but never acknowledges a PING.
+    let (_, closed) = read_until_closed_unacked(read, Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    assert!(closed, "the silent client was never dropped");
+    assert!(
+        took < Duration::from_millis(2000),
+        "dropped by keepalive, not after the call: {took:?}"
+    );
+
+    // Control: the h2 crate answers pings, and the same 2.5 s call completes.
+    let tcp = TcpStream::connect(gateway.addr).await.expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("handshake");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready");
+    let request = http::Request::builder()
+        .uri(gateway.url("/users?ids=2"))
+        .body(())
+        .expect("request");
+    let (response, _) = client.send_request(request, true).expect("send");
+    let response = response.await.expect("answered through the pings");
+    assert_eq!(response.status(), 200);
+}
+
+/// Reads the raw bytes the gateway sends until it closes (or `within`), answering nothing.
+async fn read_until_closed_unacked(mut read: OwnedReadHalf, within: Duration) -> (Vec<u8>, bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut kinds = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout_at(deadline, read.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (kinds, true),
+            Ok(Ok(n)) => kinds.extend_from_slice(&chunk[..n]),
+            Err(_) => return (kinds, false),
+        }
+    }
+}
