@@ -154,6 +154,7 @@ fn binary_and_shipped_defaults_agree_on_every_limit() {
         assert_eq!(s.idle_timeout, Duration::from_secs(60));
         assert_eq!(s.http2_keepalive_interval, Duration::from_secs(30));
         assert_eq!(s.http2_keepalive_timeout, Duration::from_secs(20));
+        assert_eq!(config.transcoding.client_metadata, super::ClientMetadata::All);
         assert_eq!(s.drain_timeout, Duration::from_secs(20));
         assert_eq!(u.connect_timeout, Duration::from_secs(1));
         assert_eq!(u.timeout, Duration::from_secs(5));
