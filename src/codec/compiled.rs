@@ -36,6 +36,8 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 struct Compiled<I, O> {
     /// The reply's descriptor, to render what pbjson cannot (see `render`).
     output: MessageDescriptor,
+    /// Whether a body may be decoded straight into `I` (`straight.rs`).
+    straight: bool,
     types: PhantomData<fn(I) -> O>,
 }
 
@@ -47,6 +49,7 @@ where
 {
     Arc::new(Compiled::<I, O> {
         output: method.output(),
+        straight: super::straight::decodes_straight(&method.input()),
         types: PhantomData,
     })
 }
@@ -59,6 +62,14 @@ where
     fn encode_request(&self, request: &serde_json::Value) -> Result<Bytes, GatewayError> {
         let message = I::deserialize(request).map_err(|e| request_error(&e))?;
         Ok(grpc::frame(&message))
+    }
+
+    fn encode_body(&self, body: &[u8]) -> Option<Bytes> {
+        if !self.straight {
+            return None;
+        }
+        let message: I = serde_json::from_slice(body).ok()?;
+        Some(grpc::frame(&message))
     }
 
     fn decode_reply(&self, reply: Bytes) -> Result<Vec<u8>, GatewayError> {

@@ -10,6 +10,7 @@
 
 pub mod compiled;
 pub mod dynamic;
+pub mod straight;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,14 @@ pub trait Codec: Send + Sync + 'static {
     /// The bound request object as one framed request message. A request that does not fit
     /// the message type is the client's fault (400) and never reaches the upstream.
     fn encode_request(&self, request: &serde_json::Value) -> Result<Bytes, GatewayError>;
+
+    /// A whole request body (a `body: "*"` route with nothing bound by the path or the
+    /// query) as one framed request message, decoded straight from its bytes without a JSON
+    /// tree (`straight.rs`), or `None` when this codec cannot, or the body does not decode:
+    /// the caller then binds and calls `encode_request`, which answers as usual.
+    fn encode_body(&self, _body: &[u8]) -> Option<Bytes> {
+        None
+    }
 
     /// One reply message as proto3 JSON. A reply that does not decode is the upstream's
     /// fault (502).

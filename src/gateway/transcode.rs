@@ -77,36 +77,18 @@ async fn call_route(
         config.upstream.timeout,
         config.upstream.max_timeout,
     )?;
-    let received = gateway
+    let mut received = gateway
         .bodies
         .receive(body, parts.headers.get(header::CONTENT_LENGTH))
         .await?;
     // Only a request whose body has arrived takes a place among those in flight
     // (body_intake.rs says why).
     let _permit = gateway.admission.admit()?;
-    let bytes = &received.bytes;
-    let body = if bytes.is_empty() {
-        None
-    } else {
-        body::check_content_type(
-            parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok()),
-        )?;
-        body::parse(bytes)?
-    };
-    let request = binding::bind(
-        route,
-        vars,
-        parts.uri.query(),
-        body,
-        config.transcoding.unknown_query_parameters,
-    )?;
     let method = &route.method;
     // Encoded once, before any I/O: a request that does not fit the message type never
-    // reaches the upstream, and a retry sends the same bytes.
-    let request = method.codec.encode_request(&request)?;
+    // reaches the upstream, and a retry sends the same bytes. The body's bytes go as soon
+    // as it is encoded; its share of the in-flight budget stays with the request.
+    let request = encode(gateway, route, vars, &parts, std::mem::take(&mut received.bytes))?;
 
     let started = Instant::now();
     // Each attempt picks a connection anew, so a retry after a refused connection goes to
@@ -172,6 +154,45 @@ async fn call_route(
     }
     metadata::to_http(&reply.metadata, headers);
     Ok(response)
+}
+
+/// The request message for `route`, framed: straight from the body when the route takes
+/// the whole body and nothing else (`Codec::encode_body`), else through the binder's JSON
+/// object.
+fn encode(
+    gateway: &Gateway,
+    route: &crate::routing::Route,
+    vars: &[String],
+    parts: &http::request::Parts,
+    bytes: bytes::Bytes,
+) -> Result<bytes::Bytes, GatewayError> {
+    let query = parts.uri.query().filter(|q| !q.is_empty());
+    let body = if bytes.is_empty() {
+        None
+    } else {
+        body::check_content_type(
+            parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        )?;
+        let whole_body_only = matches!(route.body, crate::routing::BodyRule::Whole)
+            && route.path_fields.is_empty()
+            && query.is_none();
+        if whole_body_only && let Some(framed) = route.method.codec.encode_body(&bytes) {
+            return Ok(framed);
+        }
+        body::parse(&bytes)?
+    };
+    drop(bytes);
+    let request = binding::bind(
+        route,
+        vars,
+        query,
+        body,
+        gateway.config.transcoding.unknown_query_parameters,
+    )?;
+    route.method.codec.encode_request(&request)
 }
 
 /// `response_body`: the one reply field the route answers with. pbjson emits every field,
