@@ -59,8 +59,8 @@ async fn call_route(
     let config = &gateway.config;
     // Made again for a retry rather than cloned for every call that might need one.
     let forwarded_metadata = || {
-        #[allow(unused_mut)]
         let transcoding = &config.transcoding;
+        #[allow(unused_mut)]
         let mut metadata = metadata::to_grpc_with(
             &parts.headers,
             &transcoding.forward_headers,
