@@ -3,8 +3,8 @@
 //! prints and saves the tables (bench/README.md explains every column).
 //!
 //! Subcommands: `run` (the default: the main table, the fixed-rate check and the targets),
-//! `sizes`, `connections` and `soak` (the scaling checks), and `compare` (two builds side by
-//! side). It owns the command line, its own
+//! `sizes`, `connections` and `soak` (the scaling checks), `compare` (two builds side by
+//! side) and `hostile` (memory under the worst inputs, `hostile.rs`). It owns the command line, its own
 //! CPU pinning and the signal handler; the modules own the rest:
 //! `rig` (options, upstreams, gateways), `loads` (load generators, one sample),
 //! `measure` (/proc, HTTP probes), `procs` (children), `table` (the main table),
@@ -12,6 +12,7 @@
 //! files).
 
 mod compare;
+mod hostile;
 mod loads;
 mod measure;
 mod procs;
@@ -63,6 +64,16 @@ enum Command {
         #[arg(long, env = "BENCH_BASELINE")]
         baseline: std::path::PathBuf,
     },
+    /// Peak RSS under the worst inputs: max-size bodies of small integers, deep nesting and
+    /// long strings, and 8 KiB GETs that make large replies.
+    Hostile {
+        /// Concurrent clients (the shipped max_concurrent_requests).
+        #[arg(long, default_value_t = 256)]
+        clients: usize,
+        /// The request kinds each client takes turns at: ints, nested, string, big-reply.
+        #[arg(long, value_delimiter = ',', default_value = "ints,nested,string,big-reply")]
+        kinds: Vec<String>,
+    },
     /// One long run at many connections: errors and RSS over time.
     Soak {
         #[arg(long, env = "BENCH_SOAK_SECONDS", default_value_t = 300)]
@@ -83,6 +94,7 @@ impl Command {
             Command::Connections { .. } => "connections",
             Command::Soak { .. } => "soak",
             Command::Compare { .. } => "compare",
+            Command::Hostile { .. } => "hostile",
         }
     }
 }
@@ -150,6 +162,14 @@ fn bench(cli: Cli) -> anyhow::Result<()> {
                 serde_json::to_value(&r)?,
             )
         }
+        Command::Hostile { clients, kinds } => {
+            let h = hostile::run(&rig, *clients, kinds)?;
+            (
+                "protogate bench: hostile inputs",
+                hostile::markdown(&h),
+                serde_json::to_value(&h)?,
+            )
+        }
         Command::Soak {
             soak_seconds,
             soak_connections,
@@ -165,6 +185,7 @@ fn bench(cli: Cli) -> anyhow::Result<()> {
     };
     let runs = match &command {
         Command::Soak { soak_seconds, .. } => format!("one run of {soak_seconds} s, no warmup"),
+        Command::Hostile { .. } => format!("one run of {} s, no warmup", rig.opts.duration),
         _ => report::repeated_runs(&rig),
     };
     let md = report::header(title, &started, &machine, &versions, &rig, &runs) + &body;
