@@ -7,8 +7,10 @@
 //! - `server.max_concurrent_body_reads` bodies are received at once; one more gets 503 with
 //!   `Retry-After` at once;
 //! - `server.max_inflight_body_bytes` bounds the bytes of every body held by a request,
-//!   from its first byte until the request ends (declared lengths are reserved up front,
-//!   chunked bodies as they grow); past it, 503 with `Retry-After`.
+//!   counted as they arrive and held until the request ends; past it, 503 with
+//!   `Retry-After`. Bytes are counted as they arrive rather than reserved from
+//!   `Content-Length`: a client that declares a large body and sends nothing must not hold
+//!   a share it never uses (a few such clients would shed every other body).
 //!
 //! Each body is still bounded by `max_body_bytes` (413) and `body_timeout` (408).
 
@@ -86,10 +88,7 @@ impl BodyIntake {
                 self.max_reads
             ))
         })?;
-        let mut reserved = match declared {
-            Some(n) => Some(self.reserve(n as usize)?),
-            None => None,
-        };
+        let mut reserved: Option<OwnedSemaphorePermit> = None;
         let collect = async {
             let mut body = body;
             // One chunk (the usual case) is kept as it came; more are copied together into
@@ -119,14 +118,10 @@ impl BodyIntake {
                         joined = Some(buffer);
                     }
                 }
-                // A body longer than it declared is refused by hyper; an undeclared one
-                // reserves its bytes as they come.
-                if declared.is_none() {
-                    let more = self.reserve(n)?;
-                    match reserved.as_mut() {
-                        Some(held) => held.merge(more),
-                        None => reserved = Some(more),
-                    }
+                let more = self.reserve(n)?;
+                match reserved.as_mut() {
+                    Some(held) => held.merge(more),
+                    None => reserved = Some(more),
                 }
             }
             Ok(joined.map_or(whole, BytesMut::freeze))

@@ -135,12 +135,26 @@ async fn bodies_past_max_inflight_body_bytes_are_shed_at_once() {
         "[server]\nmax_body_bytes = 600\nmax_inflight_body_bytes = 1000\nbody_timeout = \"5s\"",
     )
     .await;
-    // 600 declared bytes are reserved as soon as the head arrives.
-    let stalled = stalled_post(&gateway, 600).await;
-    wait_for_active(&gateway, 1).await;
-    let body = format!(r#"{{"userIDs":[{}1]}}"#, "1,".repeat(250));
-    assert!(body.len() > 400 && body.len() <= 600);
-    let reply = post_json(&gateway.url("/MyService/User"), &body).await;
+    // A body that declares 600 bytes and stops after one holds one byte, not 600: bytes
+    // count as they arrive.
+    let declared_only = stalled_post(&gateway, 600).await;
+    // One that sent 550 of its 600 holds 550.
+    let mut half_sent = stalled_post(&gateway, 600).await;
+    half_sent.write_all(&[b' '; 549]).await.expect("write");
+    let body = format!(r#"{{"userIDs":[{}1]}}"#, "1,".repeat(220));
+    assert!(body.len() > 449 && body.len() <= 600);
+    // Wait until the 550 bytes are counted: a small body passes, this one does not.
+    wait_for_active(&gateway, 2).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut served_early = 0;
+    let reply = loop {
+        let reply = post_json(&gateway.url("/MyService/User"), &body).await;
+        if reply.status == 503 || Instant::now() > deadline {
+            break reply;
+        }
+        served_early += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(reply.status, 503, "{:?}", reply.body);
     assert_eq!(reply.header("retry-after"), Some("1"));
     assert!(
@@ -155,18 +169,13 @@ async fn bodies_past_max_inflight_body_bytes_are_shed_at_once() {
         [&body[..200], &body[200..]]
             .map(|part| Ok::<_, std::io::Error>(http_body::Frame::data(Bytes::from(part.to_string())))),
     );
-    let chunked = chunked_post(&gateway, chunks).await;
-    assert_eq!(chunked, 503);
-    // Small bodies still fit beside the stalled one.
-    assert_eq!(
-        post_json(&gateway.url("/MyService/User"), r#"{"userIDs":[3]}"#)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(chunked_post(&gateway, chunks).await, 503);
+    // Small bodies still fit beside the stalled ones.
+    let small = post_json(&gateway.url("/MyService/User"), r#"{"userIDs":[3]}"#).await;
+    assert_eq!(small.status, 200);
 
-    // The stalled body's bytes come back when its request ends.
-    drop(stalled);
+    // The half-sent body's bytes come back when its request ends.
+    drop(half_sent);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let status = post_json(&gateway.url("/MyService/User"), &body).await.status;
@@ -174,10 +183,11 @@ async fn bodies_past_max_inflight_body_bytes_are_shed_at_once() {
             break;
         }
         assert_eq!(status, 503);
-        assert!(Instant::now() < deadline, "the reserved bytes never came back");
+        assert!(Instant::now() < deadline, "the held bytes never came back");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(upstream.calls().len(), 2);
+    drop(declared_only);
+    assert_eq!(upstream.calls().len(), 2 + served_early);
 }
 
 /// POSTs a body of `chunks` without a `Content-Length` and returns the status.
