@@ -190,6 +190,23 @@ async fn bodies_past_max_inflight_body_bytes_are_shed_at_once() {
     assert_eq!(upstream.calls().len(), 2 + served_early);
 }
 
+/// 40 clients that each declare a 1 MiB body and send one byte would have reserved more
+/// than the 32 MiB budget if lengths were reserved up front; counted as bytes arrive, they
+/// hold 40 bytes, and a real body is served beside them.
+#[tokio::test]
+async fn bodies_that_only_declare_a_length_hold_no_budget() {
+    let upstream = RecordingUpstream::start(|_| ok()).await;
+    let gateway = TestGateway::start(upstream.addr, "[server]\nbody_timeout = \"5s\"").await;
+    let mut stalled = Vec::new();
+    for _ in 0..40 {
+        stalled.push(stalled_post(&gateway, 1024 * 1024).await);
+    }
+    wait_for_active(&gateway, 40).await;
+    let reply = post_json(&gateway.url("/MyService/User"), r#"{"userIDs":[4]}"#).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(upstream.calls().len(), 1);
+}
+
 /// POSTs a body of `chunks` without a `Content-Length` and returns the status.
 async fn chunked_post<S>(gateway: &TestGateway, chunks: S) -> u16
 where
