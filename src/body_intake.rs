@@ -91,10 +91,10 @@ impl BodyIntake {
         let mut reserved: Option<OwnedSemaphorePermit> = None;
         let collect = async {
             let mut body = body;
-            // One chunk (the usual case) is kept as it came; more are copied together into
-            // one buffer of the declared size, so that it does not grow by doubling.
-            let mut whole = Bytes::new();
-            let mut joined: Option<BytesMut> = None;
+            // Chunks are kept as they came and joined once at the end, into a buffer of the
+            // size received: a buffer sized from Content-Length up front would hold memory
+            // that the in-flight budget does not count (bytes count as they arrive).
+            let mut chunks: Vec<Bytes> = Vec::new();
             let mut received = 0;
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|err| {
@@ -106,25 +106,24 @@ impl BodyIntake {
                 if received > limit {
                     return Err(GatewayError::body_too_large(limit));
                 }
-                match joined.as_mut() {
-                    Some(buffer) => buffer.extend_from_slice(&data),
-                    None if whole.is_empty() => whole = data,
-                    None => {
-                        let capacity = declared.map_or(received, |n| n as usize);
-                        let mut buffer = BytesMut::with_capacity(capacity);
-                        buffer.extend_from_slice(&whole);
-                        buffer.extend_from_slice(&data);
-                        whole = Bytes::new();
-                        joined = Some(buffer);
-                    }
-                }
                 let more = self.reserve(n)?;
                 match reserved.as_mut() {
                     Some(held) => held.merge(more),
                     None => reserved = Some(more),
                 }
+                chunks.push(data);
             }
-            Ok(joined.map_or(whole, BytesMut::freeze))
+            Ok(match chunks.len() {
+                0 => Bytes::new(),
+                1 => chunks.swap_remove(0),
+                _ => {
+                    let mut joined = BytesMut::with_capacity(received);
+                    for chunk in chunks {
+                        joined.extend_from_slice(&chunk);
+                    }
+                    joined.freeze()
+                }
+            })
         };
         let bytes = tokio::time::timeout(self.timeout, collect)
             .await

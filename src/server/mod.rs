@@ -153,7 +153,7 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
         head: limits.header_read_timeout,
         idle: limits.idle_timeout,
     };
-    let (drain, draining) = tokio::sync::watch::channel(false);
+    let (start_drain, draining) = tokio::sync::watch::channel(false);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut last_refusal_warning: Option<Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
@@ -203,7 +203,7 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
     }
     drop(listener);
     gateway.start_draining();
-    let _ = drain.send(true);
+    let _ = start_drain.send(true);
     let open = limits.max_connections - slots.available_permits();
     let drain = gateway.config().server.drain_timeout;
     tracing::info!(
