@@ -115,7 +115,10 @@ fn missing_or_malformed_schema_files_stop_startup_naming_them() {
     let finished = start("nonsense");
     assert_fails_naming(
         &finished,
-        &["schema.source", "compiled, descriptors:PATH, protos:DIR"],
+        &[
+            "schema.source",
+            "compiled, reflection, descriptors:PATH, protos:DIR",
+        ],
     );
 }
 
