@@ -4,15 +4,11 @@
 //! rule's selector and fields exist is checked later, against the descriptors, when the route
 //! table is built (`routing::rules`).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http::{HeaderName, Method, Uri};
+use http::{HeaderName, Uri};
 use serde::Deserialize;
-
-use crate::binding::UnknownParams;
-use crate::routing::RuleSpec;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -22,6 +18,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub transcoding: TranscodingConfig,
     pub cors: CorsConfig,
+    pub schema: SchemaConfig,
     pub rules: Vec<RuleSpec>,
 }
 
@@ -96,6 +93,8 @@ pub struct TranscodingConfig {
 pub struct Overrides {
     pub listen: Option<String>,
     pub upstream: Option<String>,
+    /// `--schema` / `PROTOGATE_SCHEMA`: replaces `[schema] source`.
+    pub schema: Option<String>,
 }
 
 /// A configuration problem, as one line that names it.
@@ -122,6 +121,8 @@ struct RawConfig {
     transcoding: RawTranscoding,
     #[serde(default)]
     cors: RawCors,
+    #[serde(default)]
+    schema: schema::RawSchema,
     #[serde(default)]
     rules: Vec<RawRule>,
 }
@@ -171,32 +172,6 @@ struct RawCors {
     allowed_origins: Vec<String>,
     allow_credentials: Option<bool>,
     max_age: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    selector: String,
-    get: Option<String>,
-    put: Option<String>,
-    post: Option<String>,
-    delete: Option<String>,
-    patch: Option<String>,
-    custom: Option<RawCustom>,
-    #[serde(default)]
-    body: String,
-    #[serde(default)]
-    query_aliases: BTreeMap<String, String>,
-    #[serde(default)]
-    response_body: String,
-    success_status: Option<u16>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCustom {
-    kind: String,
-    path: String,
 }
 
 impl Config {
@@ -307,6 +282,7 @@ impl RawConfig {
             forward_headers,
         };
         let cors = self.cors.validate()?;
+        let schema = self.schema.validate(overrides.schema.as_deref())?;
         let rules = self
             .rules
             .into_iter()
@@ -319,57 +295,21 @@ impl RawConfig {
             server,
             transcoding,
             cors,
+            schema,
             rules,
         })
     }
 }
 
-impl RawRule {
-    fn into_spec(self, number: usize) -> Result<RuleSpec, ConfigError> {
-        let origin = format!("config rule {number}");
-        let mut patterns: Vec<(Method, String)> = [
-            (Method::GET, self.get),
-            (Method::PUT, self.put),
-            (Method::POST, self.post),
-            (Method::DELETE, self.delete),
-            (Method::PATCH, self.patch),
-        ]
-        .into_iter()
-        .filter_map(|(m, p)| p.map(|p| (m, p)))
-        .collect();
-        if let Some(custom) = self.custom {
-            let method = Method::from_bytes(custom.kind.as_bytes()).map_err(|_| {
-                ConfigError(format!(
-                    "{origin} ({}): bad custom method {:?}",
-                    self.selector, custom.kind
-                ))
-            })?;
-            patterns.push((method, custom.path));
-        }
-        let (http_method, template) = match patterns.len() {
-            1 => patterns.remove(0),
-            n => {
-                return Err(ConfigError(format!(
-                    "{origin} ({}): needs exactly one of get, put, post, delete, patch, custom; found {n}",
-                    self.selector
-                )));
-            }
-        };
-        Ok(RuleSpec {
-            selector: self.selector.trim_start_matches('.').to_string(),
-            http_method,
-            template,
-            body: self.body,
-            query_aliases: self.query_aliases.into_iter().collect(),
-            response_body: self.response_body,
-            success_status: self.success_status,
-            origin,
-        })
-    }
-}
-
 mod cors;
+mod rules;
+mod schema;
 mod values;
+
+pub use schema::{SchemaConfig, SchemaSource};
+
+use rules::RawRule;
+pub use rules::{RuleSpec, UnknownParams};
 
 pub use values::parse_duration;
 use values::{duration, parse_upstream_url, positive};

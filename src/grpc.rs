@@ -7,8 +7,9 @@
 //! a call that never got a stream is safe to retry; a `REFUSED_STREAM` was not processed
 //! (RFC 9113 §8.7); anything else after the stream opened may have been acted on.
 //!
-//! It knows bytes and statuses, not message types (`forward.rs` and `stream.rs` decode) and
-//! not deadlines (the callers bound every await).
+//! It knows bytes and statuses, not message types (the codec decodes). The deadline of a
+//! call is chosen in `grpc/deadline.rs` and sent as `grpc-timeout`; the callers bound
+//! every await by it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,16 +17,22 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use h2::RecvStream;
 use h2::client::SendRequest;
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Uri, header};
 use tonic::metadata::MetadataMap;
 
 use crate::error::GatewayError;
 use crate::upstream::{Connection, InFlight, Live};
 
+mod deadline;
 mod wire;
 
-pub use wire::{MAX_REPLY_BYTES, frame, grpc_timeout};
-use wire::{check_flag, check_head, metadata_of, not_grpc, split_frame, status_from, whole_frame};
+use deadline::grpc_timeout;
+pub use deadline::{deadline, parse_grpc_timeout, parse_request_timeout};
+pub use wire::{MAX_REPLY_BYTES, frame};
+use wire::{
+    check_flag, check_head, metadata_of, not_grpc, split_frame, status_from, upstream_error, whole_frame,
+};
 
 const GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
 const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
@@ -34,7 +41,7 @@ const USER_AGENT: HeaderValue = HeaderValue::from_static(concat!("protogate/", e
 /// A call as it goes on the wire.
 pub struct Outgoing {
     /// `/package.Service/Method`, from the method table.
-    pub path: &'static str,
+    pub path: PathAndQuery,
     pub metadata: MetadataMap,
     /// Sent as `grpc-timeout`, so that the upstream can give up too.
     pub timeout: Duration,
@@ -43,7 +50,7 @@ pub struct Outgoing {
 }
 
 /// The reply as it arrives: initial metadata now, messages and the status as they come.
-pub struct Incoming {
+pub struct Reply {
     head: HeaderMap,
     body: Option<RecvStream>,
     /// A partial frame carried over between DATA frames.
@@ -55,7 +62,7 @@ pub struct Incoming {
 }
 
 /// Opens the call on `connection` and waits for the reply's head.
-pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<Incoming, GatewayError> {
+pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<Reply, GatewayError> {
     let started = std::time::Instant::now();
     let (live, mut sender) = open(connection).await?;
     let in_flight = live.in_flight();
@@ -89,7 +96,7 @@ pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<In
     } else {
         (None, Some(body))
     };
-    Ok(Incoming {
+    Ok(Reply {
         head: parts.headers,
         body,
         pending: BytesMut::new(),
@@ -150,7 +157,7 @@ pub async fn unary(
 /// The request head: pseudo-headers, gRPC headers, then the forwarded metadata.
 fn head(
     connection: &Connection,
-    path: &'static str,
+    path: PathAndQuery,
     metadata: MetadataMap,
     timeout: Duration,
 ) -> Result<Request<()>, GatewayError> {
@@ -158,7 +165,7 @@ fn head(
     let uri = Uri::builder()
         .scheme(settings.scheme.clone())
         .authority(settings.authority.clone())
-        .path_and_query(http::uri::PathAndQuery::from_static(path))
+        .path_and_query(path)
         .build()
         .map_err(|e| GatewayError::internal(format!("upstream request URI: {e}")))?;
     let mut headers = metadata.into_headers();
@@ -173,7 +180,7 @@ fn head(
     Ok(request)
 }
 
-impl Incoming {
+impl Reply {
     /// The reply's initial metadata (without the gRPC status of a trailers-only reply).
     pub fn initial_metadata(&self) -> MetadataMap {
         metadata_of(self.head.iter())
@@ -242,7 +249,7 @@ impl Incoming {
         if !self.trailers_only && !self.head.is_empty() {
             *status.metadata_mut() = self.metadata();
         }
-        Err(GatewayError::upstream_status(&status))
+        Err(upstream_error(&status))
     }
 }
 

@@ -18,7 +18,7 @@ pub static SEED_TABLE: LazyLock<RouteTable> = LazyLock::new(|| {
     let config = protogate::Config::from_toml(SHIPPED_CONFIG, &Default::default())
         .unwrap_or_else(|e| panic!("config/protogate.toml does not load: {e}"));
     let pool = protogate::descriptors::load().unwrap_or_else(|e| panic!("{e}"));
-    protogate::routing::build_table(&pool, &config.rules, true)
+    protogate::routing::build_table(&pool, &protogate::method::MethodTable::compiled(&pool).expect("methods"), &config.rules, true)
         .unwrap_or_else(|e| panic!("the seed route table does not build: {e}"))
 });
 
@@ -33,7 +33,7 @@ pub fn seed_route(method: &http::Method, template: &str) -> &'static Route {
 }
 
 /// Decodes a bound request object into the route's request type with pbjson's serde impls,
-/// exactly as `forward::unary` does before calling the upstream. `None` for a request type
+/// as the compiled codec (`codec/compiled.rs`) does before calling the upstream. `None` for a request type
 /// this crate does not know (a new RPC: add it here).
 pub fn decode_request(route: &Route, json: Value) -> Option<Result<(), serde_json::Error>> {
     use protogate::pb::protogate_unpackaged::UserReq;
