@@ -28,7 +28,6 @@ import argparse
 import copy
 import sys
 import tomllib
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import yaml
@@ -93,7 +92,11 @@ class Render:
         return [
             d
             for d in self.of_kind("Deployment")
-            if wanted and all(d["spec"]["template"]["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+            if wanted
+            and all(
+                d["spec"]["template"]["metadata"].get("labels", {}).get(k) == v
+                for k, v in wanted.items()
+            )
         ]
 
 
@@ -125,14 +128,18 @@ def check_hardening(r: Render, where: str, pod: dict, c: dict) -> None:
                 r.error(where, f"resources.{part}.{name} is missing")
 
 
-def check_gateway(r: Render, where: str, pod: dict, c: dict, sidecar: bool, config_text: str) -> None:
+def check_gateway(
+    r: Render, where: str, pod: dict, c: dict, sidecar: bool, config_text: str
+) -> None:
     args = c.get("args", [])
     config_path = arg_value(args, "--config") or env_value(c, "PROTOGATE_CONFIG")
     if not config_path or not config_path.startswith(CONFIG_DIR + "/"):
         r.error(where, f"--config must name a file in {CONFIG_DIR}, got {config_path!r}")
         return
     mount = next((m for m in c.get("volumeMounts", []) if m.get("mountPath") == CONFIG_DIR), None)
-    volume = mount and next((v for v in pod.get("volumes", []) if v.get("name") == mount["name"]), None)
+    volume = mount and next(
+        (v for v in pod.get("volumes", []) if v.get("name") == mount["name"]), None
+    )
     cm_name = volume and volume.get("configMap", {}).get("name")
     cm = cm_name and r.named("ConfigMap", cm_name)
     key = config_path.rsplit("/", 1)[1]
@@ -141,7 +148,11 @@ def check_gateway(r: Render, where: str, pod: dict, c: dict, sidecar: bool, conf
         return
     text = cm["data"][key]
     if text != config_text:
-        r.error(where, f"ConfigMap {cm_name} key {key} differs from config/protogate.toml")
+        r.error(
+            where,
+            f"ConfigMap {cm_name} key {key} differs from config/protogate.toml"
+            " (after a config change: cp config/protogate.toml deploy/kubernetes/base/)",
+        )
     config = tomllib.loads(text)
     listen = arg_value(args, "--listen") or env_value(c, "PROTOGATE_LISTEN") or config.get("listen")
     if not listen:
@@ -161,13 +172,18 @@ def check_gateway(r: Render, where: str, pod: dict, c: dict, sidecar: bool, conf
             r.error(where, f"{probe_name} asks {get.get('path')!r}, want {path!r}")
         if container_port(pod, get.get("port")) != port:
             r.error(where, f"{probe_name} port {get.get('port')!r} is not the listen port {port}")
-    for hook, spec in [(n, c.get(n)) for n in expected] + [("preStop", c.get("lifecycle", {}).get("preStop"))]:
+    for hook, spec in [(n, c.get(n)) for n in expected] + [
+        ("preStop", c.get("lifecycle", {}).get("preStop"))
+    ]:
         command = (spec or {}).get("exec", {}).get("command")
         if command and not command[0].endswith("/protogate"):
-            r.error(where, f"{hook} runs {command[0]!r}, but the image holds only the protogate binary")
+            r.error(
+                where, f"{hook} runs {command[0]!r}, but the image holds only the protogate binary"
+            )
     if sidecar and c.get("restartPolicy") != "Always":
         r.error(where, "a gateway in initContainers needs restartPolicy: Always (a native sidecar)")
-    drain = duration_seconds(config.get("server", {}).get("drain_timeout", "30s"))
+    # 20s is the gateway's default (config/protogate.toml shows the defaults).
+    drain = duration_seconds(config.get("server", {}).get("drain_timeout", "20s"))
     sleeps = sum(
         x.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
         for x in pod.get("initContainers", []) + pod.get("containers", [])
@@ -179,7 +195,11 @@ def check_gateway(r: Render, where: str, pod: dict, c: dict, sidecar: bool, conf
             f"terminationGracePeriodSeconds {grace} must exceed drain_timeout {drain:g}s"
             + (f" plus the preStop sleeps ({sleeps}s)" if sleeps else ""),
         )
-    upstream = env_value(c, "PROTOGATE_UPSTREAM") or arg_value(args, "--upstream") or config["upstream"]["url"]
+    upstream = (
+        arg_value(args, "--upstream")
+        or env_value(c, "PROTOGATE_UPSTREAM")
+        or config.get("upstream", {}).get("url", "")
+    )
     host, up_port = urlsplit(upstream).hostname, urlsplit(upstream).port
     if sidecar and host not in ("127.0.0.1", "localhost", "::1"):
         r.error(where, f"a sidecar's upstream should be loopback, got {upstream}")
@@ -200,7 +220,8 @@ def check(r: Render, config_text: str) -> list[str]:
                 if is_gateway(c):
                     gateways += 1
                     if sidecar != (r.shape == "sidecar"):
-                        r.error(where, f"the {r.shape} shape wants the gateway in {'initContainers' if r.shape == 'sidecar' else 'containers'}")
+                        want = "initContainers" if r.shape == "sidecar" else "containers"
+                        r.error(where, f"the {r.shape} shape wants the gateway in {want}")
                     check_gateway(r, where, pod, c, sidecar, config_text)
     if not gateways:
         r.error("render", "no protogate container found")
@@ -213,16 +234,24 @@ def check(r: Render, config_text: str) -> list[str]:
             for p in svc["spec"].get("ports", []):
                 target = p.get("targetPort", p.get("port"))
                 if container_port(dep["spec"]["template"]["spec"], target) is None:
-                    r.error(where, f"targetPort {target!r} is no container port of Deployment {dep['metadata']['name']}")
+                    name = dep["metadata"]["name"]
+                    r.error(where, f"targetPort {target!r} is no container port of {name}")
     for pdb in r.of_kind("PodDisruptionBudget"):
         if not r.selected(pdb["spec"].get("selector", {})):
-            r.error(f"PodDisruptionBudget {pdb['metadata']['name']}", "selects no Deployment of this render")
+            r.error(
+                f"PodDisruptionBudget {pdb['metadata']['name']}",
+                "selects no Deployment of this render",
+            )
     for hpa in r.of_kind("HorizontalPodAutoscaler"):
         where = f"HorizontalPodAutoscaler {hpa['metadata']['name']}"
         ref = hpa["spec"]["scaleTargetRef"]
         if ref.get("kind") != "Deployment" or not r.named("Deployment", ref.get("name")):
-            r.error(where, f"scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not in this render")
-        if not any(m.get("resource", {}).get("name") == "cpu" for m in hpa["spec"].get("metrics", [])):
+            r.error(
+                where, f"scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not in this render"
+            )
+        if not any(
+            m.get("resource", {}).get("name") == "cpu" for m in hpa["spec"].get("metrics", [])
+        ):
             r.error(where, "no cpu metric")
     return r.errors
 
@@ -240,53 +269,71 @@ def gateway_of(docs: list[dict]) -> tuple[dict, dict]:
     raise SystemExit("self-test: no gateway container")
 
 
-def set_in(path: list, value) -> Callable[[list[dict]], None]:
-    def mutate(docs: list[dict]) -> None:
-        node: object = gateway_of(docs)[1]
-        for key in path[:-1]:
-            node = node[key]  # type: ignore[index]
-        node[path[-1]] = value  # type: ignore[index]
-
-    return mutate
+DELETE = object()
 
 
-def first(kind: str, mutate: Callable[[dict], None]) -> Callable[[list[dict]], None]:
-    return lambda docs: mutate(next(d for d in docs if d and d.get("kind") == kind))
+def mutate(docs: list[dict], target: str, path: list, value: object) -> None:
+    """Sets (or with DELETE removes) PATH under TARGET: the gateway container, its pod
+    spec, or the first object of a kind."""
+    if target in ("gateway", "pod"):
+        node = gateway_of(docs)[0 if target == "pod" else 1]
+    else:
+        node = next(d for d in docs if d and d.get("kind") == target)
+    for key in path[:-1]:
+        node = node[key]
+    if value is DELETE:
+        node.pop(path[-1])
+    else:
+        node[path[-1]] = value
 
 
-BREAKAGES: list[tuple[str, str, Callable[[list[dict]], None]]] = [
-    ("liveness on the wrong path", "livenessProbe asks", set_in(["livenessProbe", "httpGet", "path"], "/health")),
-    ("readiness on another port", "readinessProbe port", set_in(["readinessProbe", "httpGet", "port"], 9090)),
-    ("startup probe on /readyz", "startupProbe asks", set_in(["startupProbe", "httpGet", "path"], READYZ)),
-    ("http port not the listen port", "no containerPort", set_in(["ports", 0, "containerPort"], 8081)),
-    ("listen overridden to another port", "is not the listen port",
-     set_in(["env"], [{"name": "PROTOGATE_LISTEN", "value": "0.0.0.0:9000"}])),
-    ("grace period at drain_timeout", "terminationGracePeriodSeconds",
-     lambda docs: gateway_of(docs)[0].__setitem__("terminationGracePeriodSeconds", 20)),
-    ("writable root filesystem", "readOnlyRootFilesystem", set_in(["securityContext", "readOnlyRootFilesystem"], False)),
-    ("capabilities kept", "drop ALL", set_in(["securityContext", "capabilities"], {})),
-    ("no memory limit", "limits.memory", lambda docs: gateway_of(docs)[1]["resources"]["limits"].pop("memory")),
-    ("a shell in an exec probe", "holds only the protogate binary",
-     set_in(["livenessProbe"], {"exec": {"command": ["sh", "-c", "true"]}})),
+NOPE = {"matchLabels": {"app": "nope"}}
+LISTEN_9000 = [{"name": "PROTOGATE_LISTEN", "value": "0.0.0.0:9000"}]
+# (what is broken, a phrase the report must contain, target, path, new value)
+BREAKAGES = [
+    ("liveness on the wrong path", "livenessProbe asks", "gateway",
+     ["livenessProbe", "httpGet", "path"], "/health"),
+    ("readiness on another port", "readinessProbe port", "gateway",
+     ["readinessProbe", "httpGet", "port"], 9090),
+    ("startup probe on /readyz", "startupProbe asks", "gateway",
+     ["startupProbe", "httpGet", "path"], READYZ),
+    ("http port not the listen port", "no containerPort", "gateway",
+     ["ports", 0, "containerPort"], 8081),
+    ("listen overridden to another port", "is not the listen port", "gateway",
+     ["env"], LISTEN_9000),
+    ("grace period at drain_timeout", "terminationGracePeriodSeconds", "pod",
+     ["terminationGracePeriodSeconds"], 20),
+    ("writable root filesystem", "readOnlyRootFilesystem", "gateway",
+     ["securityContext", "readOnlyRootFilesystem"], False),
+    ("capabilities kept", "drop ALL", "gateway", ["securityContext", "capabilities"], {}),
+    ("no memory limit", "limits.memory", "gateway", ["resources", "limits", "memory"], DELETE),
+    ("a shell in an exec probe", "holds only the protogate binary", "gateway",
+     ["livenessProbe"], {"exec": {"command": ["sh", "-c", "true"]}}),
     ("config drifted from config/protogate.toml", "differs from config/protogate.toml",
-     first("ConfigMap", lambda cm: cm["data"].__setitem__("protogate.toml", cm["data"]["protogate.toml"] + "\n# drift\n"))),
-    ("Service to a port nobody has", "targetPort", first("Service", lambda s: s["spec"]["ports"][0].__setitem__("targetPort", "nope"))),
-    ("HPA on a missing Deployment", "scaleTargetRef",
-     first("HorizontalPodAutoscaler", lambda h: h["spec"]["scaleTargetRef"].__setitem__("name", "nope"))),
-    ("PDB selecting nothing", "PodDisruptionBudget",
-     first("PodDisruptionBudget", lambda p: p["spec"].__setitem__("selector", {"matchLabels": {"app": "nope"}}))),
-]
-SIDECAR_ONLY = [("sidecar without restartPolicy: Always", "restartPolicy: Always", lambda docs: gateway_of(docs)[1].pop("restartPolicy"))]
-SHARED_ONLY = [("upstream name that is no Service", "not a Service port",
-                set_in(["env"], [{"name": "PROTOGATE_UPSTREAM", "value": "http://nope:50051"}]))]
+     "ConfigMap", ["data", "protogate.toml"], "listen = \"0.0.0.0:8080\"\n"),
+    ("Service to a port nobody has", "targetPort", "Service",
+     ["spec", "ports", 0, "targetPort"], "nope"),
+    ("HPA on a missing Deployment", "scaleTargetRef", "HorizontalPodAutoscaler",
+     ["spec", "scaleTargetRef", "name"], "nope"),
+    ("PDB selecting nothing", "PodDisruptionBudget", "PodDisruptionBudget",
+     ["spec", "selector"], NOPE),
+]  # fmt: skip
+SIDECAR_ONLY = [
+    ("sidecar without restartPolicy: Always", "restartPolicy: Always", "gateway",
+     ["restartPolicy"], DELETE),
+]  # fmt: skip
+SHARED_ONLY = [
+    ("upstream name that is no Service", "not a Service port", "gateway",
+     ["env"], [{"name": "PROTOGATE_UPSTREAM", "value": "http://nope:50051"}]),
+]  # fmt: skip
 
 
 def self_test(shape: str, docs: list[dict], config_text: str) -> int:
     failures = 0
     extra = SIDECAR_ONLY if shape == "sidecar" else SHARED_ONLY
-    for label, needle, mutate in BREAKAGES + extra:
+    for label, needle, target, path, value in BREAKAGES + extra:
         broken = copy.deepcopy(docs)
-        mutate(broken)
+        mutate(broken, target, path, value)
         errors = check(Render(shape, broken), config_text)
         if any(needle in e for e in errors):
             print(f"ok   {shape}: caught {label}")
@@ -315,7 +362,8 @@ def main() -> int:
         for e in errors:
             print(f"FAIL {e}")
         if not errors:
-            print(f"ok   {shape}: probes, ports, grace period, config and hardening agree with {opts.config}")
+            agree = "probes, ports, grace period, config and hardening agree with"
+            print(f"ok   {shape}: {agree} {opts.config}")
         failures += len(errors)
         if opts.self_test:
             failures += self_test(shape, docs, config_text)
