@@ -39,8 +39,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 # 1. Dependencies, [build-dependencies] included. recipe.json changes only when
-#    Cargo.toml or Cargo.lock do, so this layer survives a code change. cook
-#    leaves stub sources for every target in /build (tests/ among them).
+#    Cargo.toml, Cargo.lock or the set of targets do, so this layer survives a
+#    code change. cook leaves a stub source for every target of the recipe in
+#    /build: the [[test]] stubs are what lets step 2 build without tests/.
 COPY --from=planner /build/recipe.json recipe.json
 RUN cargo chef cook --release --locked --bin protogate --recipe-path recipe.json
 
