@@ -13,21 +13,13 @@ mod support;
 use bytes::Bytes;
 use http::Method;
 use serde_json::{Value, json};
-use support::gateway::TestGateway;
+use support::gateway::{TestGateway, dynamic_schema_config};
 use support::http::send;
 use support::upstream::{RecordingUpstream, Reply};
 
-/// The config of a gateway whose schema is the compiled descriptors loaded at run time, so
-/// that every method goes through the dynamic codec.
-fn dynamic_config() -> String {
-    let path = std::env::temp_dir().join(format!("protogate-json-mapping-{}.binpb", std::process::id()));
-    std::fs::write(&path, protogate::pb::DESCRIPTOR_SET).expect("write descriptors");
-    format!("[schema]\nsource = \"descriptors:{}\"\n", path.display())
-}
-
 /// The configs of the two codecs: compiled, dynamic.
 fn both_codecs() -> [String; 2] {
-    [String::new(), dynamic_config()]
+    [String::new(), dynamic_schema_config()]
 }
 
 /// One echo upstream and gateway per codec.
@@ -83,7 +75,7 @@ async fn echo_gateway() -> Codecs {
 async fn codecs(compiled_upstream: RecordingUpstream, dynamic_upstream: RecordingUpstream) -> Codecs {
     Codecs {
         compiled: TestGateway::start(compiled_upstream.addr, "").await,
-        dynamic: TestGateway::start(dynamic_upstream.addr, &dynamic_config()).await,
+        dynamic: TestGateway::start(dynamic_upstream.addr, &dynamic_schema_config()).await,
         compiled_upstream,
         dynamic_upstream,
     }
