@@ -48,6 +48,10 @@ pub struct UpstreamConfig {
     /// How often a hostname is resolved again, to follow replicas coming and going.
     pub resolve_interval: Duration,
     pub readiness: Readiness,
+    /// The largest reply message accepted, counted after decompression; more is a 502.
+    pub max_reply_bytes: usize,
+    /// Request messages of at least this many bytes go gzip-compressed; `None`: never.
+    pub compress_requests: Option<usize>,
     /// Set exactly when `url` is `https://`.
     pub tls: Option<UpstreamTls>,
 }
@@ -137,6 +141,8 @@ struct RawUpstream {
     keepalive_timeout: Option<String>,
     resolve_interval: Option<String>,
     readiness: Option<String>,
+    max_reply_bytes: Option<usize>,
+    compress_requests: Option<usize>,
     tls: Option<tls::RawTls>,
 }
 
@@ -255,6 +261,11 @@ impl RawConfig {
             keepalive_timeout: duration("upstream.keepalive_timeout", u.keepalive_timeout, "20s")?,
             resolve_interval: duration("upstream.resolve_interval", u.resolve_interval, "5s")?,
             readiness,
+            max_reply_bytes: positive(
+                "upstream.max_reply_bytes",
+                u.max_reply_bytes.unwrap_or(4 * 1024 * 1024),
+            )?,
+            compress_requests: u.compress_requests,
             tls: tls::RawTls::validate(u.tls, &url)?,
             url,
         };

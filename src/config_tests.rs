@@ -155,6 +155,9 @@ fn binary_and_shipped_defaults_agree_on_every_limit() {
         // grpc-core servers GOAWAY a client that pings more often than every 5 minutes
         // while no data flows (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS).
         assert!(u.keepalive_interval >= Duration::from_secs(300));
+        // tonic's and grpc-go's default decode limit, counted after decompression.
+        assert_eq!(u.max_reply_bytes, 4 * 1024 * 1024);
+        assert_eq!(u.compress_requests, None);
     }
 }
 

@@ -21,7 +21,12 @@ fn assert_seed_output(finished: &support::process::Finished) {
         finished.stdout.join("\n"),
         finished.stderr.join("\n")
     );
-    assert_eq!(finished.stdout, EXPECTED, "stderr:\n{}", finished.stderr.join("\n"));
+    assert_eq!(
+        finished.stdout,
+        EXPECTED,
+        "stderr:\n{}",
+        finished.stderr.join("\n")
+    );
 }
 
 #[test]

@@ -43,6 +43,10 @@ pub struct Settings {
     pub keepalive_interval: Duration,
     pub keepalive_timeout: Duration,
     pub tls: Option<TlsSettings>,
+    /// What the gRPC layer needs per call: the reply limit (after decompression) and the
+    /// size from which request messages are compressed.
+    pub max_reply_bytes: usize,
+    pub compress_requests: Option<usize>,
 }
 
 /// HTTP/2 flow-control windows. A stream whose HTTP client stops reading holds at most one
