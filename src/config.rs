@@ -4,15 +4,11 @@
 //! rule's selector and fields exist is checked later, against the descriptors, when the route
 //! table is built (`routing::rules`).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http::{HeaderName, Method, Uri};
+use http::{HeaderName, Uri};
 use serde::Deserialize;
-
-use crate::binding::UnknownParams;
-use crate::routing::RuleSpec;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -179,32 +175,6 @@ struct RawCors {
     max_age: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    selector: String,
-    get: Option<String>,
-    put: Option<String>,
-    post: Option<String>,
-    delete: Option<String>,
-    patch: Option<String>,
-    custom: Option<RawCustom>,
-    #[serde(default)]
-    body: String,
-    #[serde(default)]
-    query_aliases: BTreeMap<String, String>,
-    #[serde(default)]
-    response_body: String,
-    success_status: Option<u16>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCustom {
-    kind: String,
-    path: String,
-}
-
 impl Config {
     /// Parses and validates a config file's text, then applies `overrides`.
     pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
@@ -335,52 +305,12 @@ impl RawConfig {
     }
 }
 
-impl RawRule {
-    fn into_spec(self, number: usize) -> Result<RuleSpec, ConfigError> {
-        let origin = format!("config rule {number}");
-        let mut patterns: Vec<(Method, String)> = [
-            (Method::GET, self.get),
-            (Method::PUT, self.put),
-            (Method::POST, self.post),
-            (Method::DELETE, self.delete),
-            (Method::PATCH, self.patch),
-        ]
-        .into_iter()
-        .filter_map(|(m, p)| p.map(|p| (m, p)))
-        .collect();
-        if let Some(custom) = self.custom {
-            let method = Method::from_bytes(custom.kind.as_bytes()).map_err(|_| {
-                ConfigError(format!(
-                    "{origin} ({}): bad custom method {:?}",
-                    self.selector, custom.kind
-                ))
-            })?;
-            patterns.push((method, custom.path));
-        }
-        let (http_method, template) = match patterns.len() {
-            1 => patterns.remove(0),
-            n => {
-                return Err(ConfigError(format!(
-                    "{origin} ({}): needs exactly one of get, put, post, delete, patch, custom; found {n}",
-                    self.selector
-                )));
-            }
-        };
-        Ok(RuleSpec {
-            selector: self.selector.trim_start_matches('.').to_string(),
-            http_method,
-            template,
-            body: self.body,
-            query_aliases: self.query_aliases.into_iter().collect(),
-            response_body: self.response_body,
-            success_status: self.success_status,
-            origin,
-        })
-    }
-}
-
 mod cors;
+mod rules;
 mod values;
+
+use rules::RawRule;
+pub use rules::{RuleSpec, UnknownParams};
 
 pub use values::parse_duration;
 use values::{duration, parse_upstream_url, positive};

@@ -196,16 +196,24 @@ impl GatewayError {
         Self::new(Code::Internal, Fault::Gateway, "internal gateway error")
     }
 
-    /// The upstream's own status, with its details rendered from `grpc-status-details-bin`.
+    /// The upstream's own status, with its details rendered from `grpc-status-details-bin`;
+    /// its metadata is added with `with_headers`.
     pub fn upstream_status(status: &tonic::Status) -> Self {
         let mut err = Self::new(status.code(), Fault::Upstream, status.message());
         err.details = details::from_status_details(status.details());
-        let mut headers = http::HeaderMap::new();
-        crate::metadata::to_http(status.metadata(), &mut headers);
-        if !headers.is_empty() {
-            err.headers = Some(Box::new(headers));
-        }
         err
+    }
+
+    /// Headers that go out with the error answer (the upstream's metadata, rendered by the
+    /// caller: this type knows no header rules).
+    pub fn with_headers(mut self, headers: http::HeaderMap) -> Self {
+        if !headers.is_empty() {
+            match &mut self.headers {
+                Some(existing) => existing.extend(headers),
+                None => self.headers = Some(Box::new(headers)),
+            }
+        }
+        self
     }
 
     pub fn code(&self) -> Code {

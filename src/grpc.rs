@@ -6,8 +6,9 @@
 //! `grpc/wire.rs`, gzip in `grpc/compression.rs`, and what a broken call means (status,
 //! and whether it may be retried) in `grpc/failure.rs`.
 //!
-//! It knows bytes and statuses, not message types (`forward.rs` and `stream.rs` decode) and
-//! not deadlines (the callers bound every await).
+//! It knows bytes and statuses, not message types (the codec decodes). The deadline of a
+//! call is chosen in `grpc/deadline.rs` and sent as `grpc-timeout`; the callers bound
+//! every await by it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use h2::RecvStream;
 use h2::client::SendRequest;
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Uri, header};
 use tonic::metadata::MetadataMap;
 
@@ -22,13 +24,18 @@ use crate::error::GatewayError;
 use crate::upstream::{Connection, InFlight, Live};
 
 mod compression;
+mod deadline;
 mod failure;
 mod wire;
 
 use compression::Encoding;
+use deadline::grpc_timeout;
+pub use deadline::{deadline, parse_grpc_timeout, parse_request_timeout};
 use failure::{head_error, missing_status, reply_error, sent, unsent};
-use wire::{check_head, compressed_flag, metadata_of, not_grpc, split_frame, status_from, whole_frame};
-pub use wire::{frame, grpc_timeout};
+pub use wire::frame;
+use wire::{
+    check_head, compressed_flag, metadata_of, not_grpc, split_frame, status_from, upstream_error, whole_frame,
+};
 
 const GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
 const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
@@ -37,7 +44,7 @@ const USER_AGENT: HeaderValue = HeaderValue::from_static(concat!("protogate/", e
 /// A call as it goes on the wire.
 pub struct Outgoing {
     /// `/package.Service/Method`, from the method table.
-    pub path: &'static str,
+    pub path: PathAndQuery,
     pub metadata: MetadataMap,
     /// Sent as `grpc-timeout`, so that the upstream can give up too.
     pub timeout: Duration,
@@ -46,7 +53,7 @@ pub struct Outgoing {
 }
 
 /// The reply as it arrives: initial metadata now, messages and the status as they come.
-pub struct Incoming {
+pub struct Reply {
     head: HeaderMap,
     body: Option<RecvStream>,
     /// A partial frame carried over between DATA frames.
@@ -62,7 +69,7 @@ pub struct Incoming {
 }
 
 /// Opens the call on `connection` and waits for the reply's head.
-pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<Incoming, GatewayError> {
+pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<Reply, GatewayError> {
     let started = std::time::Instant::now();
     let (live, mut sender) = open(connection).await?;
     let in_flight = live.in_flight();
@@ -107,7 +114,7 @@ pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<In
     } else {
         (None, Some(body))
     };
-    Ok(Incoming {
+    Ok(Reply {
         encoding: Encoding::of(&parts.headers),
         head: parts.headers,
         body,
@@ -160,7 +167,7 @@ pub async fn unary(
 /// The request head: pseudo-headers, gRPC headers, then the forwarded metadata.
 fn head(
     connection: &Connection,
-    path: &'static str,
+    path: PathAndQuery,
     metadata: MetadataMap,
     timeout: Duration,
 ) -> Result<Request<()>, GatewayError> {
@@ -168,7 +175,7 @@ fn head(
     let uri = Uri::builder()
         .scheme(settings.scheme.clone())
         .authority(settings.authority.clone())
-        .path_and_query(http::uri::PathAndQuery::from_static(path))
+        .path_and_query(path)
         .build()
         .map_err(|e| GatewayError::internal(format!("upstream request URI: {e}")))?;
     let mut headers = metadata.into_headers();
@@ -184,7 +191,7 @@ fn head(
     Ok(request)
 }
 
-impl Incoming {
+impl Reply {
     /// The reply's initial metadata (without the gRPC status of a trailers-only reply).
     pub fn initial_metadata(&self) -> MetadataMap {
         metadata_of(self.head.iter())
@@ -260,7 +267,7 @@ impl Incoming {
         if !self.trailers_only && !self.head.is_empty() {
             *status.metadata_mut() = self.metadata();
         }
-        Err(GatewayError::upstream_status(&status))
+        Err(upstream_error(&status))
     }
 
     fn missing_why(&self) -> &'static str {

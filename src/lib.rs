@@ -1,25 +1,28 @@
 //! protogate: a gRPC → HTTP/JSON gateway. This crate root is the map; `serve` is the entry
 //! point that the binary and the integration tests share.
 //!
-//! Request path: `server` (accept loop, middleware) → `gateway` (lifecycle) → `routing`
-//! (route table) → `binding` (path, query, body → JSON) → `metadata` (headers, deadline) →
-//! `forward` (typed call through the `methods` table) → `error` (the only place failures
-//! become responses). `config` parses and validates settings; `upstream` owns the channel;
-//! `pb`, `methods` and `descriptors` hold what `build.rs` generated.
+//! Layers, top to bottom (a module imports only from layers below it; `scripts/check-layers`
+//! enforces it, and ARCHITECTURE.md draws it): `server` (accept loop, CORS, compression) →
+//! `gateway` (the request lifecycle, access log, stream rendering) → `ops` (probes,
+//! `/metrics`, `/openapi.json`, `/docs`) → `schema` (descriptors, method table, route table
+//! and OpenAPI document, built together) → `openapi` → `binding` → `routing` → `method` (what
+//! a method is) → `codec` (JSON ↔ protobuf, and the calls) → `grpc` (the protocol) →
+//! `upstream` (the transport) → leaves: `error`, `metadata`, `metrics`, `config`, `startup`
+//! and the rest of plain data and pure functions. `pb` and `descriptors` hold what
+//! `build.rs` generated.
 
 pub mod admission;
 pub mod binding;
-pub mod browser;
+pub mod codec;
 pub mod config;
 pub mod descriptors;
 pub mod details;
 pub mod error;
-pub mod forward;
 pub mod gateway;
 pub mod grpc;
 pub mod logging;
 pub mod metadata;
-pub mod methods;
+pub mod method;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
@@ -27,8 +30,9 @@ pub mod pb;
 pub mod request_id;
 pub mod retry;
 pub mod routing;
+pub mod schema;
 pub mod server;
-pub mod stream;
+pub mod startup;
 #[cfg(feature = "otlp")]
 pub mod telemetry;
 pub mod upstream;
@@ -39,4 +43,5 @@ mod test_protos;
 
 pub use config::{Config, ConfigError, Overrides};
 pub use error::GatewayError;
-pub use server::{StartupError, serve};
+pub use server::serve;
+pub use startup::StartupError;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use protogate::{Config, Overrides};
+use protogate::{Config, Overrides, StartupError};
 
 /// A gRPC → HTTP/JSON gateway.
 #[derive(Debug, Parser)]
@@ -55,10 +55,10 @@ fn main() -> ExitCode {
     let _log = protogate::logging::init(cli.log_format.as_deref());
     let runtime = match runtime(cli.worker_threads) {
         Ok(rt) => rt,
-        Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
+        Err(err) => return fail(&StartupError::Runtime(err)),
     };
     if let Some(Command::Healthcheck { url, timeout }) = &cli.command {
-        return runtime.block_on(protogate::ops::probe(url, *timeout));
+        return runtime.block_on(protogate::ops::healthcheck::probe(url, *timeout));
     }
     let config = match load_config(&cli) {
         Ok(config) => config,
@@ -86,16 +86,21 @@ fn main() -> ExitCode {
     #[cfg(feature = "otlp")]
     let telemetry = match protogate::telemetry::init(runtime.handle()) {
         Ok(telemetry) => telemetry,
-        Err(err) => return fail(&err),
+        Err(err) => return fail(&StartupError::Telemetry(err)),
     };
     let code = runtime.block_on(async {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
-            Err(err) => return fail(&format!("cannot listen on {}: {err}", config.listen)),
+            Err(source) => {
+                return fail(&StartupError::Listen {
+                    addr: Some(config.listen),
+                    source,
+                });
+            }
         };
         match protogate::serve(listener, config, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(err) => fail(&err.to_string()),
+            Err(err) => fail(&err),
         }
     });
     // After the drain every span has ended; export what is still queued. The flush blocks,
@@ -126,23 +131,29 @@ fn runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
     builder.enable_all().build()
 }
 
-fn load_config(cli: &Cli) -> Result<Config, String> {
+fn load_config(cli: &Cli) -> Result<Config, StartupError> {
     let overrides = Overrides {
         listen: cli.listen.clone(),
         upstream: cli.upstream.clone(),
     };
     match &cli.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-            Config::from_toml(&text, &overrides).map_err(|e| format!("{}: {e}", path.display()))
+            let text = std::fs::read_to_string(path).map_err(|source| StartupError::ReadConfig {
+                path: path.clone(),
+                source,
+            })?;
+            Config::from_toml(&text, &overrides).map_err(|source| StartupError::Config {
+                path: Some(path.clone()),
+                source,
+            })
         }
-        None => Config::defaults(&overrides).map_err(|e| e.to_string()),
+        None => Config::defaults(&overrides).map_err(|source| StartupError::Config { path: None, source }),
     }
 }
 
 /// One line on stderr, exit code 2: what an operator sees when startup fails.
-fn fail(message: &str) -> ExitCode {
+fn fail(err: &StartupError) -> ExitCode {
+    let message = err.to_string();
     tracing::error!(error = message, "protogate cannot start");
     eprintln!("protogate: {message}");
     ExitCode::from(2)

@@ -7,11 +7,6 @@
 //! are not valid metadata are skipped, not fatal, except a bad `-bin` value, which is a 400.
 //!
 //! Response side: upstream metadata comes back as `Grpc-Metadata-*` headers.
-//!
-//! Deadline: `grpc-timeout` from the client is parsed (gRPC's `1*8DIGIT unit` grammar) and
-//! capped; a malformed one is a 400.
-
-use std::time::Duration;
 
 use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -87,12 +82,7 @@ pub fn to_grpc(headers: &HeaderMap, extra: &[HeaderName]) -> Result<MetadataMap,
         };
         insert(&mut metadata, key, value, built_in)?;
     }
-    #[allow(unused_mut)]
-    let mut metadata = MetadataMap::from_headers(metadata);
-    // With OTLP export on, the upstream's parent is the gateway's span, not the caller's.
-    #[cfg(feature = "otlp")]
-    crate::telemetry::inject(&mut metadata);
-    Ok(metadata)
+    Ok(MetadataMap::from_headers(metadata))
 }
 
 /// `version-traceid-parentid-flags` in lowercase hex, per W3C Trace Context: version `ff`
@@ -188,77 +178,6 @@ pub fn to_http(metadata: &MetadataMap, headers: &mut HeaderMap) {
             headers.append(header, value);
         }
     }
-}
-
-/// The call deadline: the client's `grpc-timeout` if it sent one, else `default`, never more
-/// than `max`.
-pub fn deadline(headers: &HeaderMap, default: Duration, max: Duration) -> Result<Duration, GatewayError> {
-    let grpc = match headers.get("grpc-timeout") {
-        None => None,
-        Some(value) => {
-            let text = value.to_str().unwrap_or_default();
-            Some(parse_grpc_timeout(text).ok_or_else(|| {
-                GatewayError::bad_field(
-                    "grpc-timeout",
-                    format!(
-                        "invalid grpc-timeout {text:?}: expected up to 8 digits and a unit H, M, S, m, u or n"
-                    ),
-                )
-            })?)
-        }
-    };
-    let plain = match headers.get("x-request-timeout") {
-        None => None,
-        Some(value) => {
-            let text = value.to_str().unwrap_or_default();
-            Some(parse_request_timeout(text).ok_or_else(|| {
-                GatewayError::bad_field(
-                    "x-request-timeout",
-                    format!("invalid x-request-timeout {text:?}: expected seconds (1.5) or a duration (250ms, 2s, 1m)"),
-                )
-            })?)
-        }
-    };
-    // Both may come (a gRPC-aware proxy adds one); the tighter wins, and neither beats max.
-    let asked = match (grpc, plain) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => default,
-    };
-    Ok(asked.min(max))
-}
-
-/// `X-Request-Timeout`, for clients that do not speak gRPC's timeout syntax: seconds, whole
-/// or decimal (`2`, `1.5`), or a duration with a unit (`250ms`, `2s`, `1m`). Zero, negative
-/// and non-finite values are refused.
-pub fn parse_request_timeout(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if let Some(duration) = crate::config::parse_duration(text) {
-        return (!duration.is_zero()).then_some(duration);
-    }
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return None;
-    }
-    let seconds: f64 = text.parse().ok()?;
-    Duration::try_from_secs_f64(seconds).ok().filter(|d| !d.is_zero())
-}
-
-/// `TimeoutValue TimeoutUnit` per gRPC's PROTOCOL-HTTP2.md.
-pub fn parse_grpc_timeout(text: &str) -> Option<Duration> {
-    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

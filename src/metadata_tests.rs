@@ -1,4 +1,4 @@
-//! Header ↔ metadata mapping and `grpc-timeout` parsing.
+//! Header ↔ metadata mapping.
 
 use super::*;
 use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue};
@@ -89,64 +89,6 @@ fn upstream_metadata_becomes_grpc_metadata_headers() {
     to_http(&md, &mut out);
     assert_eq!(out["grpc-metadata-x-served-by"], "host-1");
     assert_eq!(out["grpc-metadata-blob-bin"], "AQID");
-}
-
-#[test]
-fn grpc_timeout_grammar() {
-    assert_eq!(parse_grpc_timeout("1S"), Some(Duration::from_secs(1)));
-    assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
-    assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
-    assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-    assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
-    assert_eq!(
-        parse_grpc_timeout("99999999n"),
-        Some(Duration::from_nanos(99_999_999))
-    );
-    for bad in ["", "S", "1", "1s", "123456789S", "-1S", "1.5S", " 1S"] {
-        assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
-    }
-}
-
-#[test]
-fn deadline_is_capped_and_bad_values_are_400() {
-    let (def, max) = (Duration::from_secs(10), Duration::from_secs(60));
-    assert_eq!(deadline(&HeaderMap::new(), def, max).expect("default"), def);
-    assert_eq!(
-        deadline(&headers(&[("grpc-timeout", "2S")]), def, max).expect("ok"),
-        Duration::from_secs(2)
-    );
-    assert_eq!(
-        deadline(&headers(&[("grpc-timeout", "5H")]), def, max).expect("capped"),
-        max
-    );
-    let err = deadline(&headers(&[("grpc-timeout", "soon")]), def, max).expect_err("malformed");
-    assert_eq!(err.http_status(), http::StatusCode::BAD_REQUEST);
-    assert!(err.message().contains("grpc-timeout"));
-}
-
-#[test]
-fn x_request_timeout_is_seconds_or_a_duration_and_the_tighter_deadline_wins() {
-    let (def, max) = (Duration::from_secs(10), Duration::from_secs(60));
-    for (text, want) in [
-        ("2", Duration::from_secs(2)),
-        ("1.5", Duration::from_millis(1500)),
-        ("250ms", Duration::from_millis(250)),
-        ("2s", Duration::from_secs(2)),
-        ("1m", Duration::from_secs(60)),
-        ("90m", max),
-    ] {
-        let got = deadline(&headers(&[("x-request-timeout", text)]), def, max).expect(text);
-        assert_eq!(got, want, "{text:?}");
-    }
-    for bad in ["", "0", "0.0", "-1", "soon", "1e3", "NaN", "inf", "2 s", "1.2.3"] {
-        let err = deadline(&headers(&[("x-request-timeout", bad)]), def, max).expect_err(bad);
-        assert_eq!(err.http_status(), http::StatusCode::BAD_REQUEST, "{bad:?}");
-        assert!(err.message().contains("x-request-timeout"), "{bad:?}");
-    }
-    let both = headers(&[("grpc-timeout", "3S"), ("x-request-timeout", "2")]);
-    assert_eq!(deadline(&both, def, max).expect("both"), Duration::from_secs(2));
-    let both = headers(&[("grpc-timeout", "1S"), ("x-request-timeout", "2")]);
-    assert_eq!(deadline(&both, def, max).expect("both"), Duration::from_secs(1));
 }
 
 #[test]

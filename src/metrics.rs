@@ -56,7 +56,8 @@ type HttpHistograms = BTreeMap<String, BTreeMap<String, BTreeMap<u16, Histogram>
 #[derive(Debug, Default)]
 pub struct Metrics {
     http: Mutex<HttpHistograms>,
-    rpc: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
+    /// By RPC method, then status code name.
+    rpc: Mutex<BTreeMap<String, BTreeMap<&'static str, Histogram>>>,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     upstream_errors: Mutex<BTreeMap<&'static str, u64>>,
     active: AtomicI64,
@@ -132,11 +133,13 @@ impl Metrics {
     }
 
     /// One upstream call, with the gRPC code it ended with.
-    pub fn observe_rpc(&self, method: &'static str, code: Code, seconds: f64) {
-        lock(&self.rpc)
-            .entry((method, code_name(code)))
-            .or_default()
-            .observe(seconds);
+    pub fn observe_rpc(&self, method: &str, code: Code, seconds: f64) {
+        let mut rpc = lock(&self.rpc);
+        let codes = match rpc.get_mut(method) {
+            Some(codes) => codes,
+            None => rpc.entry(method.to_string()).or_default(),
+        };
+        codes.entry(code_name(code)).or_default().observe(seconds);
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -181,7 +184,10 @@ impl Metrics {
         );
         out.push_str("# HELP rpc_client_call_duration_seconds Duration of gRPC calls to the upstream.\n");
         out.push_str("# TYPE rpc_client_call_duration_seconds histogram\n");
-        for ((method, code), h) in lock(&self.rpc).iter() {
+        for ((method, code), h) in lock(&self.rpc)
+            .iter()
+            .flat_map(|(method, codes)| codes.iter().map(move |(code, h)| ((method, code), h)))
+        {
             let labels = format!(
                 "rpc_system=\"grpc\",rpc_method=\"{}\",rpc_grpc_status_code=\"{code}\"",
                 escape(method)

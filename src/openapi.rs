@@ -1,17 +1,16 @@
-//! The live OpenAPI 3.1 document and the `/docs` page. The document is built once at startup
+//! The live OpenAPI 3.1 document. It is built once at startup
 //! from the route table (annotations, config rules and unbound `POST /Service/Method` routes
 //! alike) and the descriptors: one operation per route, path and query parameters as the
 //! binder reads them, the request body for `body: "*"` and `body: "field"`, the reply schema,
-//! and `google.rpc.Status` for every error. `/docs` is a self-contained HTML page that reads
-//! `/openapi.json` and loads nothing else.
+//! and `google.rpc.Status` for every error.
 //!
 //! Not described: the operational endpoints (`/healthz`, `/readyz`, `/openapi.json`, `/docs`),
 //! request headers (`grpc-timeout`, `Grpc-Metadata-*`, forwarded headers), proto field names
 //! (accepted, but json names are listed), and routes whose HTTP method OpenAPI cannot express
 //! (listed under `x-protogate-unlisted-routes`). One operation is built in
 //! `openapi/operation.rs`, type mapping lives in `openapi/schema.rs`, templates in
-//! `openapi/path.rs`, query parameters in `openapi/query.rs`; serving the bytes is `ops.rs`'s
-//! job.
+//! `openapi/path.rs`, query parameters in `openapi/query.rs`; serving the bytes and
+//! the `/docs` page is `ops/docs.rs`'s job.
 
 mod operation;
 mod path;
@@ -20,23 +19,13 @@ mod schema;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use axum::body::Body;
-use axum::response::Response;
 use bytes::Bytes;
-use http::{HeaderValue, Method, header};
+use http::Method;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 use serde_json::{Map, Value, json};
 
-use crate::ops;
-use crate::routing::{Route, RouteTable};
+use crate::routing::{RESERVED_PATHS, Route, RouteTable};
 use schema::Schemas;
-
-/// The docs page, served as is.
-const DOCS_HTML: &str = include_str!("docs.html");
-
-/// What the docs page may load: only itself and same-origin requests.
-pub const DOCS_CSP: &str =
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'";
 
 /// Error responses every operation lists, each a `components/responses` entry.
 const ERROR_RESPONSES: [(&str, &str, &str); 8] = [
@@ -109,16 +98,16 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Result<Value, Str
         .routes()
         .iter()
         // ops.rs answers these paths first, so routes on them are never reached.
-        .filter(|r| !ops::RESERVED_PATHS.contains(&r.template.as_str()))
+        .filter(|r| !RESERVED_PATHS.contains(&r.template.as_str()))
         .collect();
     let mut per_method: HashMap<&str, usize> = HashMap::new();
     for route in &listed {
-        *per_method.entry(route.method.full_name).or_default() += 1;
+        *per_method.entry(route.method.full_name.as_str()).or_default() += 1;
     }
     let mut used_ids = HashSet::new();
 
     for route in listed {
-        let method = find_method(pool, route.method.full_name).ok_or_else(|| {
+        let method = find_method(pool, &route.method.full_name).ok_or_else(|| {
             format!(
                 "openapi: method {} missing from descriptors",
                 route.method.full_name
@@ -147,7 +136,10 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Result<Value, Str
         let id = operation::operation_id(
             route,
             &shape,
-            per_method.get(route.method.full_name).copied().unwrap_or(1),
+            per_method
+                .get(route.method.full_name.as_str())
+                .copied()
+                .unwrap_or(1),
             &mut used_ids,
         );
         let operation = operation::operation(route, &method, &shape, id, &mut schemas);
@@ -205,34 +197,6 @@ pub fn render(pool: &DescriptorPool, routes: &RouteTable) -> Result<Bytes, Strin
     serde_json::to_vec_pretty(&document)
         .map(Bytes::from)
         .map_err(|e| format!("openapi: cannot serialize the document: {e}"))
-}
-
-/// `GET /openapi.json`.
-pub fn json_response(document: Bytes) -> Response {
-    let mut response = Response::new(Body::from(document));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// `GET /docs`: the page, locked to its own origin by CSP.
-pub fn docs_response() -> Response {
-    let mut response = Response::new(Body::from(DOCS_HTML));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(DOCS_CSP),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
 }
 
 /// The lowercase operation field for `method`, or `None` when OpenAPI 3.1 has none.

@@ -4,8 +4,9 @@
 //! UNAVAILABLE. A POST that reached the upstream is never retried, as nginx's
 //! `proxy_next_upstream` treats non-idempotent requests.
 
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::Method;
 use tonic::Code;
@@ -29,6 +30,31 @@ pub fn plan(deadline: Duration, elapsed: Duration) -> Option<(Duration, Duration
     let pause = jitter();
     let left = deadline.checked_sub(elapsed + pause)?;
     (left >= MIN_BUDGET).then_some((pause, left))
+}
+
+/// Runs `attempt` with the whole deadline, and once more with what is left of it after a
+/// jittered pause when `may_retry` allows it for the first error and the budget is enough.
+/// The one retry path for unary calls and streams alike.
+pub async fn once<T, Fut>(
+    deadline: Duration,
+    started: Instant,
+    may_retry: impl Fn(&GatewayError) -> bool,
+    mut attempt: impl FnMut(Duration) -> Fut,
+) -> Result<T, GatewayError>
+where
+    Fut: Future<Output = Result<T, GatewayError>>,
+{
+    match attempt(deadline).await {
+        Err(err) if may_retry(&err) => match plan(deadline, started.elapsed()) {
+            Some((pause, left)) => {
+                tracing::debug!(error = %err, pause_ms = pause.as_millis() as u64, "retrying once");
+                tokio::time::sleep(pause).await;
+                attempt(left).await
+            }
+            None => Err(err),
+        },
+        result => result,
+    }
 }
 
 /// 25–250 ms, so that many clients failing at once do not retry in lockstep.

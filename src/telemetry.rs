@@ -176,14 +176,14 @@ impl RequestSpan {
 }
 
 /// Records the upstream call on the current request span (a no-op outside one).
-pub fn record_rpc(method: &'static str, code: tonic::Code) {
+pub fn record_rpc(method: &str, code: tonic::Code) {
     let cx = Context::current();
     if !cx.has_active_span() {
         return;
     }
     cx.span().set_attributes([
         KeyValue::new("rpc.system", "grpc"),
-        KeyValue::new("rpc.method", method),
+        KeyValue::new("rpc.method", method.to_string()),
         KeyValue::new("rpc.grpc.status_code", code as i64),
     ]);
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Method;
 use serde_json::{Value, json};
+use support::eventually;
 use support::http::{Reply, get, post_json, send};
 use support::process::{free_port, spawn_gateway_for, spawn_python_users, spawn_python_users_on};
 
@@ -328,14 +329,15 @@ async fn gateway_starts_before_the_upstream_and_connects_once_it_is_up() {
     // Up, on the port the gateway was given: the same gateway reaches it without a restart.
     let (_python, upstream) = spawn_python_users_on(port, &[]);
     assert_eq!(upstream.port(), port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let reply = loop {
-        let reply = get(&format!("http://{addr}/users?ids=1")).await;
-        if reply.status.as_u16() == 200 || Instant::now() >= deadline {
-            break reply;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let reply = eventually(
+        "the gateway to reach the restarted service",
+        Duration::from_secs(10),
+        || async {
+            let reply = get(&format!("http://{addr}/users?ids=1")).await;
+            (reply.status.as_u16() == 200).then_some(reply)
+        },
+    )
+    .await;
     reply.assert_json(200, users(&[alice()]));
     get(&format!("http://{addr}/readyz"))
         .await

@@ -8,11 +8,12 @@ mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
 use serde_json::json;
+use support::eventually;
 use support::http::{get, send};
 use support::process::{
     shipped_config, spawn_gateway, spawn_gateway_for, spawn_python_users, spawn_python_users_on,
@@ -66,15 +67,11 @@ async fn wait_until(
     what: &str,
     pred: impl Fn(&[Seen]) -> bool,
 ) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(what, Duration::from_secs(20), || async {
         let now = seen.lock().expect("lock").len();
-        if pred(&seen.lock().expect("lock")[from..]) {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        pred(&seen.lock().expect("lock")[from..]).then_some(now)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,13 +6,14 @@ mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use protogate::gateway::Gateway;
 use protogate::pb::protogate_unpackaged::UserReply;
 use protogate::upstream::{Resolve, Upstream};
 use protogate::{Config, Overrides};
+use support::eventually;
 use support::http::get;
 use support::upstream::{RecordingUpstream, Reply};
 
@@ -45,11 +46,11 @@ impl Resolve for Scripted {
 }
 
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(what, Duration::from_secs(5), || {
+        let done = done();
+        async move { done.then_some(()) }
+    })
+    .await
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::Method;
 use http_body_util::BodyExt;
 use protogate::pb::protogate::test::v1::{Item, StreamRequest};
+use support::eventually;
 use support::gateway::TestGateway;
 use support::http::send;
 use support::upstream::{RecordingUpstream, Reply};
@@ -154,14 +155,12 @@ async fn client_disconnect_cancels_the_upstream_call() {
     body.frame().await.expect("a frame").expect("data");
     drop(body);
     drop(client);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while upstream.cancelled_streams() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the upstream never saw the cancellation"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the upstream to see the cancellation",
+        Duration::from_secs(5),
+        || async { (upstream.cancelled_streams() > 0).then_some(()) },
+    )
+    .await;
     assert_eq!(upstream.cancelled_streams(), 1);
 }
 

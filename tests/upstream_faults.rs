@@ -12,6 +12,7 @@ use prost::Message;
 use protogate::pb::google::rpc;
 use protogate::pb::protogate_unpackaged::{User, UserReply};
 use serde_json::json;
+use support::eventually;
 use support::gateway::TestGateway;
 use support::http::{get, send};
 use support::upstream::{RecordingUpstream, Reply};
@@ -158,16 +159,18 @@ async fn dead_upstream_is_503_fast() {
 #[tokio::test]
 async fn slow_upstream_is_504_at_the_deadline() {
     let upstream = RecordingUpstream::start(|_| ok_reply().after(Duration::from_secs(5))).await;
-    let gateway = TestGateway::start(upstream.addr, "[upstream]\ntimeout = \"300ms\"").await;
+    // A default far above the client's 100 ms below, so that a busy machine's scheduling
+    // delays cannot blur which deadline fired.
+    let gateway = TestGateway::start(upstream.addr, "[upstream]\ntimeout = \"900ms\"").await;
     let started = Instant::now();
     let reply = get(&gateway.url("/users?ids=1")).await;
     let took = started.elapsed();
     reply.assert_json(
         504,
-        json!({"code":4,"message":"upstream did not answer within 300ms","details":[]}),
+        json!({"code":4,"message":"upstream did not answer within 900ms","details":[]}),
     );
     assert!(
-        took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(890) && took < Duration::from_secs(3),
         "took {took:?}"
     );
     // The client's own, shorter grpc-timeout wins, and reaches the upstream.
@@ -181,7 +184,7 @@ async fn slow_upstream_is_504_at_the_deadline() {
     .await;
     assert_eq!(reply.status, 504);
     assert!(
-        started.elapsed() < Duration::from_millis(290),
+        started.elapsed() < Duration::from_millis(700),
         "took {:?}",
         started.elapsed()
     );
@@ -272,20 +275,12 @@ async fn gateway_recovers_when_upstream_comes_back() {
         .await
         .expect("rebind the same port");
     let upstream = RecordingUpstream::serve(listener, std::sync::Arc::new(|_| ok_reply()));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let reply = eventually("the gateway to reconnect", Duration::from_secs(10), || async {
         let reply = get(&gateway.url("/users?ids=1")).await;
-        if reply.status == 200 {
-            reply.assert_json(200, json!({"message":"success","data":[]}));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gateway never reconnected: {}",
-            reply.json()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (reply.status == 200).then_some(reply)
+    })
+    .await;
+    reply.assert_json(200, json!({"message":"success","data":[]}));
     assert!(!upstream.calls().is_empty());
 }
 

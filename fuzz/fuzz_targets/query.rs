@@ -1,5 +1,5 @@
 //! Fuzz target `query`: query-string binding (`binding::bind` with no body, through
-//! `binding::query` and `binding::field_path`) against the seed route table of the shipped
+//! `binding::query` and `routing::field_path`) against the seed route table of the shipped
 //! config. Input: UTF-8 text, a request target `PATH` or `PATH?QUERY`. Checks that lookup
 //! and binding never panic, in both `UnknownParams` modes; that a query accepted under
 //! `Reject` binds to the same object under `Ignore`; and that every object binding accepts

@@ -5,22 +5,16 @@
 //! nothing here touches the network.
 
 pub mod body;
-pub mod field_path;
+
 mod nulls;
 mod query;
 
 use serde_json::{Map, Value};
 
+use crate::config::UnknownParams;
 use crate::error::GatewayError;
+use crate::routing::field_path::{self, FieldPath};
 use crate::routing::{BodyRule, Route};
-use field_path::FieldPath;
-
-/// What to do with a query parameter that names no field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnknownParams {
-    Reject,
-    Ignore,
-}
 
 /// Builds the request object for `route`.
 pub fn bind(

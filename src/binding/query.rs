@@ -6,10 +6,10 @@
 
 use serde_json::{Map, Value};
 
-use super::UnknownParams;
-use super::field_path::{self, FieldPath};
+use crate::config::UnknownParams;
 use crate::error::GatewayError;
 use crate::routing::Route;
+use crate::routing::field_path::{self, FieldPath};
 
 pub(super) fn bind_query(
     route: &Route,

@@ -19,7 +19,14 @@ fn table(body: &str, method: Method, template: &str) -> crate::routing::RouteTab
         origin: "test rule".into(),
         ..RuleSpec::default()
     };
-    build_table(&crate::descriptors::load().expect("descriptors"), &[spec], false).expect("valid rule")
+    build_table(
+        &crate::descriptors::load().expect("descriptors"),
+        &crate::method::MethodTable::compiled(&crate::descriptors::load().expect("descriptors"))
+            .expect("methods"),
+        &[spec],
+        false,
+    )
+    .expect("valid rule")
 }
 
 /// The route the test rule made (the test protos, when compiled in, add annotated ones).
@@ -140,7 +147,13 @@ mod nested {
 
     fn annotated() -> RouteTable {
         let pool = crate::test_protos::compile(crate::test_protos::ANNOTATED);
-        build_table(&pool, &[], false).expect("valid")
+        build_table(
+            &pool,
+            &crate::method::MethodTable::compiled(&pool).expect("methods"),
+            &[],
+            false,
+        )
+        .expect("valid")
     }
 
     fn bind_at(

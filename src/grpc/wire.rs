@@ -1,10 +1,8 @@
 //! gRPC's wire format, apart from the HTTP/2 transport: the length-prefixed message framing
-//! (gRPC's PROTOCOL-HTTP2.md), the `grpc-timeout` header, the check that a reply head is
+//! (gRPC's PROTOCOL-HTTP2.md), the check that a reply head is
 //! gRPC at all, and the status (`grpc-status`, `grpc-message`, `grpc-status-details-bin`)
 //! with the metadata beside it. Pure functions over bytes and headers; `grpc.rs` runs the
 //! streams.
-
-use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -23,27 +21,13 @@ pub fn frame(message: &impl prost::Message) -> Bytes {
     buf.freeze()
 }
 
-/// `grpc-timeout` (at most 8 digits): microseconds while they fit, else milliseconds, else
-/// seconds.
-pub fn grpc_timeout(timeout: Duration) -> HeaderValue {
-    let micros = timeout.as_micros();
-    let text = if micros < 100_000_000 {
-        format!("{micros}u")
-    } else if timeout.as_millis() < 100_000_000 {
-        format!("{}m", timeout.as_millis())
-    } else {
-        format!("{}S", timeout.as_secs().min(99_999_999))
-    };
-    HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static("99999999S"))
-}
-
 /// A gRPC reply is HTTP 200 with a gRPC content type. Other HTTP statuses map to gRPC codes
 /// as gRPC's http-grpc-status-mapping.md says; anything else is not a gRPC server.
 pub(super) fn check_head(status: StatusCode, headers: &HeaderMap) -> Result<(), GatewayError> {
     if status != StatusCode::OK {
         // A status the upstream (or a proxy before it) did give beats one inferred.
         if let Some(status) = status_from(headers).filter(|s| s.code() != tonic::Code::Ok) {
-            return Err(GatewayError::upstream_status(&status));
+            return Err(upstream_error(&status));
         }
         let code = match status {
             StatusCode::BAD_REQUEST => tonic::Code::Internal,
@@ -62,7 +46,7 @@ pub(super) fn check_head(status: StatusCode, headers: &HeaderMap) -> Result<(), 
             code,
             format!("upstream answered HTTP {status} without a gRPC status"),
         );
-        return Err(GatewayError::upstream_status(&status));
+        return Err(upstream_error(&status));
     }
     let grpc = headers
         .get(header::CONTENT_TYPE)
@@ -182,6 +166,14 @@ pub(super) fn too_large(what: String, limit: usize) -> GatewayError {
 pub(super) fn not_grpc(what: String) -> GatewayError {
     tracing::warn!(what, "upstream broke the gRPC protocol");
     GatewayError::bad_upstream_reply(format!("upstream is not answering gRPC: {what}"))
+}
+
+/// The upstream's status as the client's error: its details, and its metadata as
+/// `Grpc-Metadata-*` headers.
+pub(super) fn upstream_error(status: &tonic::Status) -> GatewayError {
+    let mut headers = HeaderMap::new();
+    crate::metadata::to_http(status.metadata(), &mut headers);
+    GatewayError::upstream_status(status).with_headers(headers)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Value, json};
 
 use super::schema::{self, Schemas};
-use crate::binding::field_path::{self, FieldPath};
+use crate::routing::field_path::{self, FieldPath};
 use crate::routing::{BodyRule, Route};
 
 /// Dotted parameter names have at most this many parts. Deeper fields still bind; they are

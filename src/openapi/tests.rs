@@ -38,7 +38,13 @@ message User { string name = 1; }
 "#;
 
 fn table(pool: &DescriptorPool) -> RouteTable {
-    build_table(pool, &[], false).expect("routes build")
+    build_table(
+        pool,
+        &crate::method::MethodTable::compiled(pool).expect("methods"),
+        &[],
+        false,
+    )
+    .expect("routes build")
 }
 
 #[test]

@@ -4,18 +4,30 @@
 //! match, or a 404. Where routes come from (annotations, config rules, unbound methods) and
 //! how they are validated lives in `rules.rs`; the template grammar in `template.rs`.
 
+pub mod field_path;
 mod rules;
 pub mod template;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use http::Method;
 use prost_reflect::MessageDescriptor;
 
-use crate::binding::field_path::FieldPath;
-use crate::methods::MethodEntry;
-pub use rules::{RuleSpec, build_table};
+pub use crate::config::RuleSpec;
+use crate::method::Method as Rpc;
+use field_path::FieldPath;
+pub use rules::build_table;
 pub use template::Template;
+
+/// The paths the gateway answers itself (probes, metrics, the OpenAPI document and its
+/// page, in `ops`); they shadow any route with the same path.
+pub const RESERVED_PATHS: [&str; 5] = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"];
+
+/// The reserved path `path` is, if it is one (as a `'static` label for logs and metrics).
+pub fn reserved(path: &str) -> Option<&'static str> {
+    RESERVED_PATHS.iter().copied().find(|p| *p == path)
+}
 
 /// Where the request body goes.
 #[derive(Debug, Clone)]
@@ -33,7 +45,7 @@ pub enum BodyRule {
 pub struct Route {
     pub http_method: Method,
     pub template: Template,
-    pub method: &'static MethodEntry,
+    pub method: Arc<Rpc>,
     pub input: MessageDescriptor,
     /// The reply type, for rendering what pbjson cannot.
     pub output: MessageDescriptor,

@@ -9,42 +9,25 @@ use std::collections::HashMap;
 use http::Method;
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, Value};
 
+use super::field_path::FieldPath;
 use super::{BodyRule, Route, RouteTable, Template};
-use crate::binding::field_path::FieldPath;
-use crate::methods;
-
-/// One rule before validation, whatever its source.
-#[derive(Debug, Clone, Default)]
-pub struct RuleSpec {
-    /// The method's full name, `MyService.User`.
-    pub selector: String,
-    pub http_method: Method,
-    pub template: String,
-    /// `""` for no body, `"*"` for the whole message, or a top-level field name.
-    pub body: String,
-    /// Query parameter alias → dotted field path.
-    pub query_aliases: Vec<(String, String)>,
-    /// `""` for the whole reply, or a top-level reply field to answer with instead.
-    pub response_body: String,
-    /// The HTTP status of a successful call (200 unless a config rule says otherwise).
-    pub success_status: Option<u16>,
-    /// Human-readable origin, such as `config rule 2` or `annotation on MyService.User`.
-    pub origin: String,
-}
+use crate::config::RuleSpec;
+use crate::method::MethodTable;
 
 /// Builds the route table from annotations in `pool`, `config_rules` and, when `unbound` is
 /// set, the unbound-method routes.
 pub fn build_table(
     pool: &DescriptorPool,
+    methods: &MethodTable,
     config_rules: &[RuleSpec],
     unbound: bool,
 ) -> Result<RouteTable, String> {
-    let mut specs = annotation_rules(pool)?;
+    let mut specs = annotation_rules(pool, methods)?;
     specs.extend_from_slice(config_rules);
     if unbound {
-        for entry in methods::METHOD_TABLE {
+        for entry in methods.iter() {
             specs.push(RuleSpec {
-                selector: entry.full_name.to_string(),
+                selector: entry.full_name.clone(),
                 http_method: Method::POST,
                 template: entry.grpc_path.to_string(),
                 body: "*".to_string(),
@@ -56,7 +39,7 @@ pub fn build_table(
     let mut routes: Vec<Route> = Vec::with_capacity(specs.len());
     let mut seen: HashMap<(Method, String), String> = HashMap::new();
     for spec in &specs {
-        let route = build_route(pool, spec).map_err(|why| {
+        let route = build_route(pool, methods, spec).map_err(|why| {
             format!(
                 "{} ({} {} {}): {why}",
                 spec.origin, spec.selector, spec.http_method, spec.template
@@ -78,8 +61,8 @@ pub fn build_table(
     Ok(RouteTable::new(routes))
 }
 
-fn build_route(pool: &DescriptorPool, spec: &RuleSpec) -> Result<Route, String> {
-    let Some(entry) = methods::find(&spec.selector) else {
+fn build_route(pool: &DescriptorPool, methods: &MethodTable, spec: &RuleSpec) -> Result<Route, String> {
+    let Some(entry) = methods.find(&spec.selector) else {
         let streaming = lookup_method(pool, &spec.selector).is_some();
         return Err(if streaming {
             format!(
@@ -87,7 +70,7 @@ fn build_route(pool: &DescriptorPool, spec: &RuleSpec) -> Result<Route, String> 
                 spec.selector
             )
         } else {
-            let known: Vec<&str> = methods::METHOD_TABLE.iter().map(|m| m.full_name).collect();
+            let known: Vec<&str> = methods.iter().map(|m| m.full_name.as_str()).collect();
             format!(
                 "no method {:?}; known methods: {}",
                 spec.selector,
@@ -175,7 +158,7 @@ fn build_route(pool: &DescriptorPool, spec: &RuleSpec) -> Result<Route, String> 
         success_status,
         http_method: spec.http_method.clone(),
         template,
-        method: entry,
+        method: entry.clone(),
         input,
         path_fields,
         body,
@@ -192,7 +175,7 @@ fn lookup_method(pool: &DescriptorPool, full_name: &str) -> Option<prost_reflect
 }
 
 /// Reads `google.api.http` from every method that carries it, additional bindings included.
-fn annotation_rules(pool: &DescriptorPool) -> Result<Vec<RuleSpec>, String> {
+fn annotation_rules(pool: &DescriptorPool, methods: &MethodTable) -> Result<Vec<RuleSpec>, String> {
     let Some(http) = pool.get_extension_by_name("google.api.http") else {
         return Ok(Vec::new());
     };
@@ -204,7 +187,7 @@ fn annotation_rules(pool: &DescriptorPool) -> Result<Vec<RuleSpec>, String> {
                 continue;
             }
             let selector = method.full_name().to_string();
-            if methods::find(&selector).is_none() {
+            if methods.find(&selector).is_none() {
                 tracing::warn!(method = %selector, "google.api.http on a client-streaming method is not served");
                 continue;
             }

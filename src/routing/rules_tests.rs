@@ -28,7 +28,13 @@ fn seed_rules_and_unbound_methods_build() {
         rule("MyService.User", Method::GET, "/users", "", &[("ids", "userIDs")]),
         rule("MyService.Health", Method::GET, "/health", "", &[]),
     ];
-    let table = build_table(&pool(), &rules, true).expect("valid");
+    let table = build_table(
+        &pool(),
+        &crate::method::MethodTable::compiled(&pool()).expect("methods"),
+        &rules,
+        true,
+    )
+    .expect("valid");
     // Only the seed's routes: the test protos, when compiled in, add their own.
     let mut listed: Vec<String> = table
         .routes()
@@ -61,8 +67,25 @@ fn seed_rules_and_unbound_methods_build() {
 
 #[test]
 fn unbound_methods_can_be_turned_off() {
-    let table = build_table(&pool(), &[], false).expect("valid");
-    assert!(build_table(&pool(), &[], true).expect("valid").routes().len() > table.routes().len());
+    let table = build_table(
+        &pool(),
+        &crate::method::MethodTable::compiled(&pool()).expect("methods"),
+        &[],
+        false,
+    )
+    .expect("valid");
+    assert!(
+        build_table(
+            &pool(),
+            &crate::method::MethodTable::compiled(&pool()).expect("methods"),
+            &[],
+            true
+        )
+        .expect("valid")
+        .routes()
+        .len()
+            > table.routes().len()
+    );
     assert!(
         table
             .routes()
@@ -127,7 +150,13 @@ fn bad_rules_fail_with_their_name() {
         (with("data", Some(204)), "response_body cannot apply"),
     ]);
     for (spec, want) in cases {
-        let err = build_table(&pool(), std::slice::from_ref(&spec), false).expect_err(want);
+        let err = build_table(
+            &pool(),
+            &crate::method::MethodTable::compiled(&pool()).expect("methods"),
+            std::slice::from_ref(&spec),
+            false,
+        )
+        .expect_err(want);
         assert!(err.contains(want), "got {err:?}, want {want:?}");
         assert!(err.starts_with("config rule 1"), "{err}");
     }
@@ -139,7 +168,13 @@ fn duplicate_routes_are_rejected_but_unbound_yields() {
         rule("MyService.User", Method::GET, "/users", "", &[]),
         rule("MyService.Health", Method::GET, "/users", "", &[]),
     ];
-    let err = build_table(&pool(), &twice, false).expect_err("duplicate");
+    let err = build_table(
+        &pool(),
+        &crate::method::MethodTable::compiled(&pool()).expect("methods"),
+        &twice,
+        false,
+    )
+    .expect_err("duplicate");
     assert!(
         err.contains("GET /users is already routed by config rule 1"),
         "{err}"
@@ -152,7 +187,13 @@ fn duplicate_routes_are_rejected_but_unbound_yields() {
         "*",
         &[],
     )];
-    let table = build_table(&pool(), &explicit, true).expect("valid");
+    let table = build_table(
+        &pool(),
+        &crate::method::MethodTable::compiled(&pool()).expect("methods"),
+        &explicit,
+        true,
+    )
+    .expect("valid");
     let Lookup::Found { route, .. } = table.lookup(&Method::POST, "/MyService/User") else {
         panic!("routes")
     };
@@ -162,7 +203,13 @@ fn duplicate_routes_are_rejected_but_unbound_yields() {
 #[test]
 fn annotations_and_additional_bindings_become_routes() {
     let pool = crate::test_protos::compile(crate::test_protos::ANNOTATED);
-    let table = build_table(&pool, &[], false).expect("annotated proto is valid");
+    let table = build_table(
+        &pool,
+        &crate::method::MethodTable::compiled(&pool).expect("methods"),
+        &[],
+        false,
+    )
+    .expect("annotated proto is valid");
     let mut listed: Vec<String> = table
         .routes()
         .iter()
@@ -182,7 +229,7 @@ fn annotations_and_additional_bindings_become_routes() {
         panic!("GET routes")
     };
     assert_eq!(
-        (route.method.full_name, vars),
+        (route.method.full_name.as_str(), vars),
         ("MyService.User", vec!["blue".to_string()])
     );
     assert!(matches!(

@@ -28,6 +28,7 @@ pub use connection::{ConnectError, Connection, InFlight, Live};
 use tls::TlsSettings;
 
 use crate::config::UpstreamConfig;
+use crate::error::GatewayError;
 
 /// grpc-core's default `GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS`: a server
 /// counts a strike for every ping sooner than this while it sends no data, and after two
@@ -159,6 +160,14 @@ impl Upstream {
             .map(|k| &backends[(start + k) % backends.len()])
             .find(|c| !c.backing_off());
         Some(healthy.unwrap_or(&backends[start]).clone())
+    }
+
+    /// The next connection, or 503 while no upstream address is known (nothing was sent: a
+    /// retry may find an address by then).
+    pub fn connection(&self) -> Result<Arc<Connection>, GatewayError> {
+        self.pick().ok_or_else(|| {
+            GatewayError::connect_failed(format!("{} resolves to no address yet", self.config.url))
+        })
     }
 
     /// The addresses currently in rotation.

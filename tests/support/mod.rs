@@ -14,3 +14,26 @@ pub mod process;
 pub mod raw_upstream;
 pub mod tls;
 pub mod upstream;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Polls `check` until it yields `Some`, every 20 ms, and fails the test naming `what` when
+/// `within` passes first. The one way tests wait for something to happen: no fixed sleeps.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(done) = check().await {
+            return done;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,5 +1,5 @@
-//! Server-streaming calls: the typed call (`server_streaming`, one per streaming RPC in the
-//! method table) and the HTTP rendering of its messages. `Accept` picks the format:
+//! The HTTP rendering of a server-streaming call's messages (the call itself is
+//! `codec::server_streaming`). `Accept` picks the format:
 //! `application/x-ndjson` (the default) gives `{"result":…}` lines and a final
 //! `{"error":…}` line on failure, as grpc-gateway does; `text/event-stream` gives
 //! Server-Sent Events (`data:` per message, `event: error` on failure) for `EventSource`;
@@ -12,72 +12,11 @@ use std::convert::Infallible;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
-use futures_util::stream::{BoxStream, StreamExt};
+use futures_util::stream::StreamExt;
 use http::{HeaderMap, HeaderValue, header};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tokio::time::Instant;
-use tonic::metadata::MetadataMap;
 
+use crate::codec::StreamReply;
 use crate::error::GatewayError;
-use crate::forward::{Prepared, UnaryCall, decode, prepare, render};
-use crate::grpc;
-
-/// The upstream's answer: its header metadata and a stream of JSON-encoded messages that
-/// ends after the first error.
-pub struct StreamReply {
-    pub metadata: MetadataMap,
-    pub messages: BoxStream<'static, Result<Vec<u8>, GatewayError>>,
-}
-
-/// The signature of a streaming entry in the method table.
-pub type StreamFn = fn(UnaryCall) -> BoxFuture<'static, Result<StreamReply, GatewayError>>;
-
-/// The typed call behind a streaming method-table entry. The deadline covers the whole
-/// stream, as a gRPC deadline does.
-pub fn server_streaming<I, O>(call: UnaryCall) -> BoxFuture<'static, Result<StreamReply, GatewayError>>
-where
-    I: prost::Message + DeserializeOwned + Send + Sync + 'static,
-    O: prost::Message + Default + Serialize + Send + Sync + 'static,
-{
-    Box::pin(async move {
-        let Prepared {
-            connection,
-            outgoing,
-            timeout,
-            output,
-        } = prepare::<I>(call)?;
-        let deadline = Instant::now() + timeout;
-        let mut incoming = tokio::time::timeout_at(deadline, grpc::call(&connection, outgoing))
-            .await
-            .map_err(|_| GatewayError::deadline_exceeded(timeout))??;
-        // A trailers-only reply is an error before any message: a plain error answer.
-        if incoming.is_trailers_only() {
-            incoming.message().await?;
-        }
-        let metadata = incoming.initial_metadata();
-        let messages = futures_util::stream::unfold(Some(incoming), move |state| {
-            let output = output.clone();
-            async move {
-                let mut incoming = state?;
-                let next = match tokio::time::timeout_at(deadline, incoming.message()).await {
-                    Err(_) => Err(GatewayError::deadline_exceeded(timeout)),
-                    Ok(Ok(Some(bytes))) => decode::<O>(bytes).and_then(|m| render(&m, output.as_ref())),
-                    Ok(Ok(None)) => return None,
-                    Ok(Err(err)) => Err(err),
-                };
-                // After an error the stream ends: the upstream call is over.
-                let state = next.is_ok().then_some(incoming);
-                Some((next, state))
-            }
-        });
-        Ok(StreamReply {
-            metadata,
-            messages: messages.boxed(),
-        })
-    })
-}
 
 /// The most a stream answered as one JSON array (`Accept: application/json`) may hold.
 pub const MAX_JSON_ARRAY_BYTES: usize = 16 * 1024 * 1024;

@@ -1,9 +1,8 @@
-//! What browsers need beyond plain HTTP: CORS (per configured origin list; preflight answered
-//! for every route with `Vary: Origin`; requested headers allowed, reply headers exposed) and gzip response compression negotiated with
-//! `Accept-Encoding`. Streams (NDJSON and SSE) are never compressed, so that each message is
-//! flushed as it arrives instead of waiting in a compressor's buffer. Preflights, which the
-//! CORS layer answers before the gateway handler sees them, get their own access-log line
-//! and metric here, saying whether the origin was allowed.
+//! CORS for browsers, per the configured origin list: preflights answered for every route
+//! with `Vary: Origin`, requested headers allowed, reply headers exposed. Preflights, which
+//! the CORS layer answers before the gateway handler sees them, get their access-log line
+//! and metric here (through `gateway::access`, like every other request), saying whether
+//! the origin was allowed.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,12 +10,10 @@ use std::time::Instant;
 
 use futures_util::future::{BoxFuture, Either};
 use http::{HeaderName, Method, header};
-use tower_http::compression::CompressionLayer;
-use tower_http::compression::predicate::Predicate;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ExposeHeaders};
 
 use crate::config::CorsConfig;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, access};
 
 /// The CORS layer, or `None` when no origin is configured.
 pub fn cors(config: &CorsConfig) -> Option<CorsLayer> {
@@ -109,27 +106,24 @@ where
         let answer = self.inner.call(request);
         Either::Left(Box::pin(async move {
             let response = answer.await?;
-            let status = response.status().as_u16();
             let allowed = response
                 .headers()
                 .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN);
-            let cors = if allowed { "allowed" } else { "refused" };
-            let elapsed = started.elapsed().as_secs_f64();
-            let route = "(preflight)";
-            gateway
-                .metrics()
-                .observe_http("OPTIONS", route, status, elapsed, None);
-            tracing::info!(
-                request_id,
-                method = "OPTIONS",
-                route,
-                status,
-                grpc_code = 0,
-                latency_ms = elapsed * 1000.0,
-                origin,
-                requested_method,
-                cors,
-                "request"
+            access::record(
+                gateway.metrics(),
+                access::Entry {
+                    request_id: &request_id,
+                    method: "OPTIONS",
+                    route: "(preflight)",
+                    status: response.status().as_u16(),
+                    error: None,
+                    elapsed: started.elapsed(),
+                    preflight: Some(access::Preflight {
+                        origin: &origin,
+                        requested_method: &requested_method,
+                        allowed,
+                    }),
+                },
             );
             Ok(response)
         }))
@@ -148,83 +142,5 @@ fn expose_headers(credentials: bool) -> ExposeHeaders {
         ])
     } else {
         ExposeHeaders::any()
-    }
-}
-
-/// gzip when the client accepts it, for bodies over 32 bytes, except streams (and gRPC and
-/// images, as tower-http's default predicate has it).
-pub fn compression() -> CompressionLayer<Compressible> {
-    CompressionLayer::new()
-        .no_br()
-        .no_deflate()
-        .no_zstd()
-        .gzip(true)
-        .compress_when(Compressible)
-}
-
-/// tower-http's `DefaultPredicate` plus the two stream types, in one pass over the headers:
-/// the combinator version looks the content type up once per condition, on every response.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Compressible;
-
-/// Content types never compressed: streams must flush per message.
-const NOT_COMPRESSED: [&[u8]; 4] = [
-    b"application/grpc",
-    b"image/",
-    b"text/event-stream",
-    b"application/x-ndjson",
-];
-
-impl Predicate for Compressible {
-    fn should_compress<B: hyper::body::Body>(&self, response: &http::Response<B>) -> bool {
-        let size = response.body().size_hint().exact().or_else(|| {
-            response
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-        });
-        if size.is_some_and(|size| size < 32) {
-            return false;
-        }
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map_or(&[][..], |v| v.as_bytes());
-        // image/svg+xml is text and compresses well; DefaultPredicate makes the same exception.
-        if content_type.starts_with(b"image/svg+xml") {
-            return true;
-        }
-        !NOT_COMPRESSED
-            .iter()
-            .any(|prefix| content_type.starts_with(prefix))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn response(content_type: &str, body: &'static str) -> http::Response<String> {
-        http::Response::builder()
-            .header(header::CONTENT_TYPE, content_type)
-            .body(body.to_string())
-            .expect("response")
-    }
-
-    #[test]
-    fn json_is_compressed_streams_and_small_bodies_are_not() {
-        let long = "{\"message\":\"success\",\"data\":[1,2,3,4,5,6,7,8,9]}";
-        assert!(Compressible.should_compress(&response("application/json", long)));
-        assert!(Compressible.should_compress(&response("image/svg+xml", long)));
-        assert!(!Compressible.should_compress(&response("application/json", "{}")));
-        for stream in [
-            "text/event-stream",
-            "application/x-ndjson",
-            "application/grpc+proto",
-            "image/png",
-        ] {
-            assert!(!Compressible.should_compress(&response(stream, long)), "{stream}");
-        }
     }
 }

@@ -6,6 +6,9 @@
 //! gateway marks itself draining (`/readyz` → 503), stops accepting, lets in-flight requests
 //! finish within `server.drain_timeout`, then returns.
 
+mod compression;
+mod cors;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -30,18 +33,7 @@ use crate::config::Config;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, handle};
 use crate::request_id;
-
-/// Why the gateway could not start.
-#[derive(Debug)]
-pub struct StartupError(pub String);
-
-impl std::fmt::Display for StartupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartupError {}
+use crate::startup::StartupError;
 
 /// Validates `config` against the descriptors, then serves on `listener` until `shutdown`
 /// resolves and the drain has finished. A bad rule fails here, before any request is served.
@@ -50,7 +42,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartupError> {
-    let gateway = Arc::new(Gateway::new(config).map_err(StartupError)?);
+    let gateway = Arc::new(Gateway::new(config)?);
     serve_gateway(listener, gateway, shutdown).await
 }
 
@@ -62,7 +54,7 @@ pub async fn serve_gateway(
 ) -> Result<(), StartupError> {
     let addr = listener
         .local_addr()
-        .map_err(|e| StartupError(format!("listener: {e}")))?;
+        .map_err(|source| StartupError::Listen { addr: None, source })?;
     tracing::info!(%addr, routes = gateway.routes().routes().len(), "listening");
     run(listener, gateway, shutdown).await;
     Ok(())
@@ -85,15 +77,15 @@ fn app(
 + 'static {
     // CORS sits outside everything that can reject, the panic answer included, so that
     // preflights and error answers carry the CORS headers a browser needs to read them.
-    let browser = crate::browser::cors(&gateway.config().cors).map(|cors| {
+    let browser = cors::cors(&gateway.config().cors).map(|cors| {
         ServiceBuilder::new()
-            .layer(crate::browser::PreflightLogLayer(gateway.clone()))
+            .layer(cors::PreflightLogLayer(gateway.clone()))
             .layer(cors)
             .into_inner()
     });
     let inner = ServiceBuilder::new()
         .option_layer(browser)
-        .layer(crate::browser::compression())
+        .layer(compression::compression())
         .service_fn(move |request: http::Request<Incoming>| {
             // A panic in the handler becomes a 500 answer; the connection lives on. The
             // handler's future is large (the whole upstream call): boxed once here, it is

@@ -1,0 +1,160 @@
+//! The request lifecycle and the shared `Gateway` state (schema, upstream, config, draining
+//! flag, admission, metrics). Every request passes through [`handle`]: head limits, the
+//! reserved operational paths (`ops`, never shed), admission, then `transcode.rs` (route →
+//! body → binding → codec → call → response); and one access-log line and request metric
+//! at the end (`access.rs`). Streams are rendered by `stream.rs`.
+
+pub mod access;
+pub mod stream;
+mod transcode;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use http::Method;
+
+use crate::admission::{self, Admission};
+use crate::config::Config;
+use crate::error::ErrorCode;
+use crate::metrics::Metrics;
+use crate::ops::{self, probes};
+use crate::routing::{self, RouteTable};
+use crate::schema::Schema;
+use crate::startup::StartupError;
+use crate::upstream::Upstream;
+
+/// Everything a request needs, built once at startup and shared.
+pub struct Gateway {
+    schema: Schema,
+    upstream: Arc<Upstream>,
+    config: Config,
+    draining: AtomicBool,
+    admission: Admission,
+    metrics: Metrics,
+}
+
+impl Gateway {
+    /// Builds the schema (validating every rule) and the upstream. Must run inside a tokio
+    /// runtime.
+    pub fn new(config: Config) -> Result<Gateway, StartupError> {
+        let upstream = Upstream::new(&config.upstream).map_err(StartupError::Upstream)?;
+        Self::with_upstream(config, upstream)
+    }
+
+    /// Like `new`, with an upstream built elsewhere (tests inject resolvers this way).
+    pub fn with_upstream(config: Config, upstream: Arc<Upstream>) -> Result<Gateway, StartupError> {
+        let schema = Schema::compiled(&config)?;
+        let admission = Admission::new(config.server.max_concurrent_requests);
+        Ok(Gateway {
+            schema,
+            upstream,
+            config,
+            draining: AtomicBool::new(false),
+            admission,
+            metrics: Metrics::default(),
+        })
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn routes(&self) -> &RouteTable {
+        self.schema.routes()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// The request handler: every request passes through here.
+pub async fn handle(gateway: Arc<Gateway>, request: Request) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    #[cfg(feature = "otlp")]
+    let span = crate::telemetry::RequestSpan::start(&method, request.headers());
+    // Set by the request-id layer when the client sent none.
+    let request_id = request.headers().get("x-request-id").cloned();
+    let reserved = routing::reserved(request.uri().path());
+    let active = gateway.metrics.active();
+    let (route, response) = if let Err(err) = admission::check_head(&gateway.config.server, &request) {
+        ("(rejected)", err.into_response())
+    } else if let Some(path) = reserved {
+        // Probes are never shed: an overloaded gateway is still alive.
+        (path, answer_reserved(&gateway, &method, path).await)
+    } else {
+        match gateway.admission.admit() {
+            Ok(_permit) => {
+                let work = transcode::transcode(&gateway, request);
+                #[cfg(feature = "otlp")]
+                let work = span.scope(work);
+                let (label, response) = work.await;
+                (label, response.unwrap_or_else(IntoResponse::into_response))
+            }
+            Err(shed) => ("(unmatched)", shed.into_response()),
+        }
+    };
+    drop(active);
+    let status = response.status().as_u16();
+    let request_id = request_id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    access::record(
+        &gateway.metrics,
+        access::Entry {
+            request_id,
+            method: method.as_str(),
+            route,
+            status,
+            error: response.extensions().get::<ErrorCode>().map(|e| (e.0, e.1)),
+            elapsed: started.elapsed(),
+            preflight: None,
+        },
+    );
+    #[cfg(feature = "otlp")]
+    span.finish(route, status, request_id);
+    response
+}
+
+/// Answers a request on one of the reserved operational paths.
+async fn answer_reserved(gateway: &Gateway, method: &Method, path: &str) -> Response {
+    if let Some(response) = ops::refuse_method(method) {
+        return response;
+    }
+    match path {
+        "/healthz" => probes::healthz(),
+        "/metrics" => ops::metrics(&gateway.metrics),
+        "/openapi.json" => ops::docs::json_response(gateway.schema.openapi()),
+        "/docs" => ops::docs::docs_response(),
+        _ => {
+            probes::readyz(probes::ReadyCheck {
+                upstream: &gateway.upstream,
+                readiness: &gateway.config.upstream.readiness,
+                methods: gateway.schema.methods(),
+                draining: gateway.is_draining(),
+            })
+            .await
+        }
+    }
+}

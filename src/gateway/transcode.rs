@@ -1,0 +1,202 @@
+//! One routed request, start to finish: route lookup (404, 405), metadata and deadline, the
+//! body (413, 408, 415, 400), binding, the codec's encoding, the call with at most one
+//! retry, and the HTTP response (a JSON reply, a selected field, no body, or a stream).
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::Gateway;
+use super::stream::{self, StreamFormat};
+use crate::binding::{self, body};
+use crate::codec::{self, Call};
+use crate::error::{Fault, GatewayError};
+use crate::routing::Lookup;
+use crate::{grpc, metadata, retry};
+
+/// Routes, binds and forwards one request. Returns the route template as the request's
+/// label (or `(unmatched)` when no route was found) with the answer.
+pub(super) async fn transcode(gateway: &Gateway, request: Request) -> (&str, Result<Response, GatewayError>) {
+    let (parts, body) = request.into_parts();
+    let (route, vars) = match gateway.schema.routes().lookup(&parts.method, parts.uri.path()) {
+        Lookup::Found { route, vars } => (route, vars),
+        Lookup::MethodNotAllowed(allow) => {
+            return (
+                "(unmatched)",
+                Err(GatewayError::method_not_allowed(&parts.method, &allow)),
+            );
+        }
+        Lookup::NotFound => {
+            return (
+                "(unmatched)",
+                Err(GatewayError::route_not_found(parts.uri.path())),
+            );
+        }
+    };
+    let label = route.template.as_str();
+    (label, call_route(gateway, route, &vars, parts, body).await)
+}
+
+async fn call_route(
+    gateway: &Gateway,
+    route: &crate::routing::Route,
+    vars: &[String],
+    parts: http::request::Parts,
+    body: Body,
+) -> Result<Response, GatewayError> {
+    let config = &gateway.config;
+    // Made again for a retry rather than cloned for every call that might need one.
+    let forwarded_metadata = || {
+        #[allow(unused_mut)]
+        let mut metadata = metadata::to_grpc(&parts.headers, &config.transcoding.forward_headers)?;
+        // With OTLP export on, the upstream's parent is the gateway's span, not the caller's.
+        #[cfg(feature = "otlp")]
+        crate::telemetry::inject(&mut metadata);
+        Ok::<_, GatewayError>(metadata)
+    };
+    let metadata = forwarded_metadata()?;
+    let timeout = grpc::deadline(
+        &parts.headers,
+        config.upstream.timeout,
+        config.upstream.max_timeout,
+    )?;
+    let bytes = read_body(
+        body,
+        parts.headers.get(header::CONTENT_LENGTH),
+        config.server.max_body_bytes,
+        config.server.body_timeout,
+    )
+    .await?;
+    let body = if bytes.is_empty() {
+        None
+    } else {
+        body::check_content_type(
+            parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        )?;
+        body::parse(&bytes)?
+    };
+    let request = binding::bind(
+        route,
+        vars,
+        parts.uri.query(),
+        body,
+        config.transcoding.unknown_query_parameters,
+    )?;
+    let method = &route.method;
+    // Encoded once, before any I/O: a request that does not fit the message type never
+    // reaches the upstream, and a retry sends the same bytes.
+    let request = method.codec.encode_request(&request)?;
+
+    let started = Instant::now();
+    // Each attempt picks a connection anew, so a retry after a refused connection goes to
+    // the next replica.
+    let mut first_metadata = Some(metadata);
+    let mut call = |timeout: Duration| -> Result<Call, GatewayError> {
+        let metadata = match first_metadata.take() {
+            Some(metadata) => metadata,
+            None => forwarded_metadata()?,
+        };
+        Ok(Call {
+            connection: gateway.upstream.connection()?,
+            grpc_path: method.grpc_path.clone(),
+            body: request.clone(),
+            metadata,
+            timeout,
+        })
+    };
+    if method.is_streaming() {
+        // Only a stream that never left may go again: no message was sent yet.
+        let reply = retry::once(timeout, started, GatewayError::never_sent, |timeout| {
+            let call = call(timeout);
+            let codec = method.codec.clone();
+            async move { codec::server_streaming(codec, call?).await }
+        })
+        .await?;
+        return stream::respond(reply, StreamFormat::from_headers(&parts.headers)).await;
+    }
+    let outcome = retry::once(
+        timeout,
+        started,
+        |err| retry::retryable(err, &parts.method),
+        |timeout| {
+            let call = call(timeout);
+            async move { codec::unary(&*method.codec, call?).await }
+        },
+    )
+    .await;
+    // A failure that is the client's fault never became an RPC: nothing to count.
+    let rpc_code = match &outcome {
+        Err(err) if err.fault() == Fault::Client => None,
+        Ok(_) => Some(tonic::Code::Ok),
+        Err(err) => Some(err.code()),
+    };
+    if let Some(code) = rpc_code {
+        let elapsed = started.elapsed().as_secs_f64();
+        gateway.metrics.observe_rpc(&method.full_name, code, elapsed);
+        #[cfg(feature = "otlp")]
+        crate::telemetry::record_rpc(&method.full_name, code);
+    }
+    let reply = outcome?;
+
+    let body = match (&route.response_body, route.success_status) {
+        (_, StatusCode::NO_CONTENT) => Body::empty(),
+        (Some(field), _) => Body::from(select_field(&reply.json, field)?),
+        (None, _) => Body::from(reply.json),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = route.success_status;
+    let headers = response.headers_mut();
+    if route.success_status != StatusCode::NO_CONTENT {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    metadata::to_http(&reply.metadata, headers);
+    Ok(response)
+}
+
+/// `response_body`: the one reply field the route answers with. pbjson emits every field,
+/// so it is always present.
+fn select_field(json: &[u8], field: &str) -> Result<Vec<u8>, GatewayError> {
+    let mut reply: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(json)
+        .map_err(|e| GatewayError::internal(format!("reply JSON does not parse back: {e}")))?;
+    let value = reply.remove(field).unwrap_or(serde_json::Value::Null);
+    serde_json::to_vec(&value)
+        .map_err(|e| GatewayError::internal(format!("reply field does not serialize: {e}")))
+}
+
+/// Reads the whole body, refusing more than `limit` bytes whether or not `Content-Length`
+/// declared them.
+async fn read_body(
+    body: Body,
+    declared: Option<&HeaderValue>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, GatewayError> {
+    // Most requests (every GET) have no body: no timer, no collecting.
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
+    let declared = declared
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::body_too_large(limit));
+    }
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| GatewayError::body_timeout(timeout))?;
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => Err(GatewayError::body_too_large(limit)),
+        Err(err) => Err(GatewayError::bad_request(format!(
+            "failed to read the request body: {err}"
+        ))),
+    }
+}

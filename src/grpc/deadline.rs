@@ -1,0 +1,185 @@
+//! The call deadline, in one place: the `grpc-timeout` header's grammar both ways (gRPC's
+//! PROTOCOL-HTTP2.md, `1*8DIGIT unit`), `X-Request-Timeout` for clients that do not speak
+//! it, and the rule that picks the deadline of a call: the tighter of what the client asked
+//! for, else the configured default, never more than the configured cap.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue};
+
+use crate::error::GatewayError;
+
+/// The call deadline: the client's `grpc-timeout` if it sent one, else `default`, never more
+/// than `max`.
+pub fn deadline(headers: &HeaderMap, default: Duration, max: Duration) -> Result<Duration, GatewayError> {
+    let grpc = match headers.get("grpc-timeout") {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().unwrap_or_default();
+            Some(parse_grpc_timeout(text).ok_or_else(|| {
+                GatewayError::bad_field(
+                    "grpc-timeout",
+                    format!(
+                        "invalid grpc-timeout {text:?}: expected up to 8 digits and a unit H, M, S, m, u or n"
+                    ),
+                )
+            })?)
+        }
+    };
+    let plain = match headers.get("x-request-timeout") {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().unwrap_or_default();
+            Some(parse_request_timeout(text).ok_or_else(|| {
+                GatewayError::bad_field(
+                    "x-request-timeout",
+                    format!("invalid x-request-timeout {text:?}: expected seconds (1.5) or a duration (250ms, 2s, 1m)"),
+                )
+            })?)
+        }
+    };
+    // Both may come (a gRPC-aware proxy adds one); the tighter wins, and neither beats max.
+    let asked = match (grpc, plain) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => default,
+    };
+    Ok(asked.min(max))
+}
+
+/// `X-Request-Timeout`, for clients that do not speak gRPC's timeout syntax: seconds, whole
+/// or decimal (`2`, `1.5`), or a duration with a unit (`250ms`, `2s`, `1m`). Zero, negative
+/// and non-finite values are refused.
+pub fn parse_request_timeout(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Some(duration) = crate::config::parse_duration(text) {
+        return (!duration.is_zero()).then_some(duration);
+    }
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let seconds: f64 = text.parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok().filter(|d| !d.is_zero())
+}
+
+/// `TimeoutValue TimeoutUnit` per gRPC's PROTOCOL-HTTP2.md.
+pub fn parse_grpc_timeout(text: &str) -> Option<Duration> {
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// `grpc-timeout` (at most 8 digits): microseconds while they fit, else milliseconds, else
+/// seconds.
+pub fn grpc_timeout(timeout: Duration) -> HeaderValue {
+    let micros = timeout.as_micros();
+    let text = if micros < 100_000_000 {
+        format!("{micros}u")
+    } else if timeout.as_millis() < 100_000_000 {
+        format!("{}m", timeout.as_millis())
+    } else {
+        format!("{}S", timeout.as_secs().min(99_999_999))
+    };
+    HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static("99999999S"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderName;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn grpc_timeout_fits_eight_digits() {
+        assert_eq!(grpc_timeout(Duration::from_secs(5)), "5000000u");
+        assert_eq!(grpc_timeout(Duration::from_millis(1)), "1000u");
+        assert_eq!(grpc_timeout(Duration::from_secs(30 * 60)), "1800000m");
+        assert_eq!(grpc_timeout(Duration::from_secs(10_000_000)), "10000000S");
+        assert_eq!(grpc_timeout(Duration::from_secs(u64::MAX)), "99999999S");
+        for value in [1, 999, 100_000, 99_999_999, 100_000_000, u64::MAX] {
+            let text = grpc_timeout(Duration::from_micros(value));
+            let text = text.to_str().expect("ascii");
+            assert!(text.len() <= 9, "{text}");
+            assert!(parse_grpc_timeout(text).is_some(), "{text}");
+        }
+    }
+
+    #[test]
+    fn grpc_timeout_grammar() {
+        assert_eq!(parse_grpc_timeout("1S"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in ["", "S", "1", "1s", "123456789S", "-1S", "1.5S", " 1S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn deadline_is_capped_and_bad_values_are_400() {
+        let (def, max) = (Duration::from_secs(10), Duration::from_secs(60));
+        assert_eq!(deadline(&HeaderMap::new(), def, max).expect("default"), def);
+        assert_eq!(
+            deadline(&headers(&[("grpc-timeout", "2S")]), def, max).expect("ok"),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            deadline(&headers(&[("grpc-timeout", "5H")]), def, max).expect("capped"),
+            max
+        );
+        let err = deadline(&headers(&[("grpc-timeout", "soon")]), def, max).expect_err("malformed");
+        assert_eq!(err.http_status(), http::StatusCode::BAD_REQUEST);
+        assert!(err.message().contains("grpc-timeout"));
+    }
+
+    #[test]
+    fn x_request_timeout_is_seconds_or_a_duration_and_the_tighter_deadline_wins() {
+        let (def, max) = (Duration::from_secs(10), Duration::from_secs(60));
+        for (text, want) in [
+            ("2", Duration::from_secs(2)),
+            ("1.5", Duration::from_millis(1500)),
+            ("250ms", Duration::from_millis(250)),
+            ("2s", Duration::from_secs(2)),
+            ("1m", Duration::from_secs(60)),
+            ("90m", max),
+        ] {
+            let got = deadline(&headers(&[("x-request-timeout", text)]), def, max).expect(text);
+            assert_eq!(got, want, "{text:?}");
+        }
+        for bad in ["", "0", "0.0", "-1", "soon", "1e3", "NaN", "inf", "2 s", "1.2.3"] {
+            let err = deadline(&headers(&[("x-request-timeout", bad)]), def, max).expect_err(bad);
+            assert_eq!(err.http_status(), http::StatusCode::BAD_REQUEST, "{bad:?}");
+            assert!(err.message().contains("x-request-timeout"), "{bad:?}");
+        }
+        let both = headers(&[("grpc-timeout", "3S"), ("x-request-timeout", "2")]);
+        assert_eq!(deadline(&both, def, max).expect("both"), Duration::from_secs(2));
+        let both = headers(&[("grpc-timeout", "1S"), ("x-request-timeout", "2")]);
+        assert_eq!(deadline(&both, def, max).expect("both"), Duration::from_secs(1));
+    }
+}

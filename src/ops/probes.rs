@@ -1,0 +1,103 @@
+//! The probes: `/healthz` (liveness; never touches the upstream) and `/readyz` (503 while
+//! draining, else asks the upstream: grpc.health.v1 or a configured method). They take the
+//! narrow pieces they read (the upstream, the readiness setting, the method table, the
+//! draining flag), never the whole gateway.
+
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use prost::Message as _;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+use crate::codec::{self, Call};
+use crate::config::Readiness;
+use crate::error::GatewayError;
+use crate::grpc::{self, Outgoing};
+use crate::method::MethodTable;
+use crate::upstream::Upstream;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What `/readyz` needs to know.
+pub struct ReadyCheck<'a> {
+    pub upstream: &'a Upstream,
+    pub readiness: &'a Readiness,
+    pub methods: &'a MethodTable,
+    pub draining: bool,
+}
+
+/// `/healthz`: the process is alive.
+pub fn healthz() -> Response {
+    status_json("SERVING")
+}
+
+/// `/readyz`: 200 when the upstream says it is ready, else 503.
+pub async fn readyz(check: ReadyCheck<'_>) -> Response {
+    match ready(check).await {
+        Ok(()) => status_json("SERVING"),
+        // Not ready is 503 whatever the cause (a probe timeout would otherwise be 504):
+        // orchestrators read any non-2xx as not ready, and people read 503 as "not yet".
+        Err(err) if err.code() == tonic::Code::Unavailable => err.into_response(),
+        Err(err) => GatewayError::unavailable(format!("not ready: {}", err.message())).into_response(),
+    }
+}
+
+fn status_json(status: &'static str) -> Response {
+    let mut response = (StatusCode::OK, format!("{{\"status\":\"{status}\"}}")).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn ready(check: ReadyCheck<'_>) -> Result<(), GatewayError> {
+    if check.draining {
+        return Err(GatewayError::unavailable("draining: shutting down"));
+    }
+    match check.readiness {
+        Readiness::GrpcHealth(service) => {
+            let outgoing = Outgoing {
+                path: http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check"),
+                metadata: Default::default(),
+                timeout: READY_TIMEOUT,
+                body: grpc::frame(&HealthCheckRequest {
+                    service: service.clone(),
+                }),
+            };
+            let connection = check.upstream.connection()?;
+            let (_, reply) = tokio::time::timeout(READY_TIMEOUT, grpc::unary(&connection, outgoing))
+                .await
+                .map_err(|_| GatewayError::deadline_exceeded(READY_TIMEOUT))??;
+            let reply = HealthCheckResponse::decode(reply).map_err(|e| {
+                GatewayError::bad_upstream_reply(format!("upstream reply does not decode: {e}"))
+            })?;
+            match reply.status() {
+                ServingStatus::Serving => Ok(()),
+                other => Err(GatewayError::unavailable(format!(
+                    "upstream health is {}",
+                    other.as_str_name()
+                ))),
+            }
+        }
+        Readiness::Method(name) => {
+            let method = check.methods.find(name).ok_or_else(|| {
+                GatewayError::internal(format!("readiness method {name} is not in the method table"))
+            })?;
+            if method.is_streaming() {
+                return Err(GatewayError::internal(format!(
+                    "readiness method {name} streams; it must be unary"
+                )));
+            }
+            let call = Call {
+                connection: check.upstream.connection()?,
+                grpc_path: method.grpc_path.clone(),
+                body: method.codec.encode_request(&serde_json::json!({}))?,
+                metadata: Default::default(),
+                timeout: READY_TIMEOUT,
+            };
+            codec::unary(&*method.codec, call).await.map(|_| ())
+        }
+    }
+}
