@@ -55,6 +55,10 @@ pub struct UpstreamConfig {
 /// How `/readyz` asks the upstream whether it is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
+    /// `grpc.health.v1.Health/Check` for the whole server when the upstream serves it;
+    /// when it does not (UNIMPLEMENTED, as from the seed's server), that live gRPC answer
+    /// is enough. The default.
+    Auto,
     /// `grpc.health.v1.Health/Check` for this service name (`""` = the whole server).
     GrpcHealth(String),
     /// A unary method called with an empty request, such as `MyService.Health`.
@@ -217,7 +221,8 @@ impl RawConfig {
             .unwrap_or_else(|| "http://127.0.0.1:50051".to_string());
         let url = parse_upstream_url(&url_text)?;
         let readiness = match u.readiness.as_deref() {
-            None | Some("grpc.health.v1") => Readiness::GrpcHealth(String::new()),
+            None | Some("auto") => Readiness::Auto,
+            Some("grpc.health.v1") => Readiness::GrpcHealth(String::new()),
             Some(other) => match other.strip_prefix("grpc.health.v1:") {
                 Some(service) => Readiness::GrpcHealth(service.to_string()),
                 None => Readiness::Method(other.to_string()),

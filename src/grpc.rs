@@ -32,10 +32,10 @@ use compression::Encoding;
 use deadline::grpc_timeout;
 pub use deadline::{deadline, parse_grpc_timeout, parse_request_timeout};
 use failure::{head_error, missing_status, reply_error, sent, unsent};
-pub use wire::frame;
 use wire::{
     check_head, compressed_flag, metadata_of, not_grpc, split_frame, status_from, upstream_error, whole_frame,
 };
+pub use wire::{frame, is_unimplemented_answer};
 
 const GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
 const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");

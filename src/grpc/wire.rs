@@ -21,6 +21,17 @@ pub fn frame(message: &impl prost::Message) -> Bytes {
     buf.freeze()
 }
 
+/// How a status inferred from the HTTP status begins (no gRPC server said it).
+const INFERRED: &str = "upstream answered HTTP";
+
+/// Whether `err` is UNIMPLEMENTED as a gRPC server says it (a method or service it does
+/// not serve), not inferred from an HTTP 404 of some other server.
+pub fn is_unimplemented_answer(err: &GatewayError) -> bool {
+    err.code() == tonic::Code::Unimplemented
+        && err.fault() == crate::error::Fault::Upstream
+        && !err.message().starts_with(INFERRED)
+}
+
 /// A gRPC reply is HTTP 200 with a gRPC content type. Other HTTP statuses map to gRPC codes
 /// as gRPC's http-grpc-status-mapping.md says; anything else is not a gRPC server.
 pub(super) fn check_head(status: StatusCode, headers: &HeaderMap) -> Result<(), GatewayError> {
@@ -42,10 +53,7 @@ pub(super) fn check_head(status: StatusCode, headers: &HeaderMap) -> Result<(), 
                 return Err(not_grpc(format!("HTTP status {status}")));
             }
         };
-        let status = tonic::Status::new(
-            code,
-            format!("upstream answered HTTP {status} without a gRPC status"),
-        );
+        let status = tonic::Status::new(code, format!("{INFERRED} {status} without a gRPC status"));
         return Err(upstream_error(&status));
     }
     let grpc = headers
