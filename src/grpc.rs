@@ -146,12 +146,8 @@ async fn open(connection: &Arc<Connection>) -> Result<(Live, SendRequest<Bytes>)
     }
 }
 
-/// A unary exchange: exactly one message, then status OK; returns the reply's metadata
-/// (head and trailers) and the message.
-pub async fn unary(
-    connection: &Arc<Connection>,
-    outgoing: Outgoing,
-) -> Result<(MetadataMap, Bytes), GatewayError> {
+/// A unary exchange: exactly one message, then status OK.
+pub async fn unary(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<Unary, GatewayError> {
     let mut incoming = call(connection, outgoing).await?;
     let reply = incoming
         .message()
@@ -161,7 +157,18 @@ pub async fn unary(
     if incoming.message().await?.is_some() {
         return Err(not_grpc("more than one message for a unary call".to_string()));
     }
-    Ok((incoming.metadata(), reply))
+    Ok(Unary {
+        initial: incoming.initial_metadata(),
+        trailing: incoming.trailing_metadata(),
+        message: reply,
+    })
+}
+
+/// A unary call's successful reply: its message and the metadata of its head and trailers.
+pub struct Unary {
+    pub initial: MetadataMap,
+    pub trailing: MetadataMap,
+    pub message: Bytes,
 }
 
 /// The request head: pseudo-headers, gRPC headers, then the forwarded metadata.
@@ -239,6 +246,14 @@ impl Reply {
     pub fn metadata(&self) -> MetadataMap {
         let trailers = self.trailers.as_ref().filter(|_| !self.trailers_only);
         metadata_of(self.head.iter().chain(trailers.into_iter().flatten()))
+    }
+
+    /// The metadata of the trailers (none for a trailers-only reply, whose head holds it).
+    pub fn trailing_metadata(&self) -> MetadataMap {
+        match &self.trailers {
+            Some(trailers) if !self.trailers_only => metadata_of(trailers.iter()),
+            _ => MetadataMap::new(),
+        }
     }
 
     fn take_frame(&mut self) -> Result<Option<Bytes>, GatewayError> {

@@ -61,17 +61,24 @@ impl Call {
 #[derive(Debug)]
 pub struct UnaryReply {
     pub json: Vec<u8>,
+    /// The reply head's metadata.
     pub metadata: MetadataMap,
+    /// The trailers' metadata (sent as HTTP trailers when the client accepts them).
+    pub trailers: MetadataMap,
 }
 
 /// A unary call: one request, one reply, then status OK.
 pub async fn unary(codec: &dyn Codec, call: Call) -> Result<UnaryReply, GatewayError> {
     let (connection, outgoing, timeout) = call.outgoing();
-    let (metadata, reply) = tokio::time::timeout(timeout, grpc::unary(&connection, outgoing))
+    let reply = tokio::time::timeout(timeout, grpc::unary(&connection, outgoing))
         .await
         .map_err(|_| GatewayError::deadline_exceeded(timeout))??;
-    let json = codec.decode_reply(reply)?;
-    Ok(UnaryReply { json, metadata })
+    let json = codec.decode_reply(reply.message)?;
+    Ok(UnaryReply {
+        json,
+        metadata: reply.initial,
+        trailers: reply.trailing,
+    })
 }
 
 /// The upstream's answer to a server-streaming call: its header metadata and a stream of

@@ -98,10 +98,10 @@ async fn health_check(upstream: &Upstream, service: &str) -> Result<(), GatewayE
         }),
     };
     let connection = upstream.connection()?;
-    let (_, reply) = tokio::time::timeout(READY_TIMEOUT, grpc::unary(&connection, outgoing))
+    let reply = tokio::time::timeout(READY_TIMEOUT, grpc::unary(&connection, outgoing))
         .await
         .map_err(|_| GatewayError::deadline_exceeded(READY_TIMEOUT))??;
-    let reply = HealthCheckResponse::decode(reply)
+    let reply = HealthCheckResponse::decode(reply.message)
         .map_err(|e| GatewayError::bad_upstream_reply(format!("upstream reply does not decode: {e}")))?;
     match reply.status() {
         ServingStatus::Serving => Ok(()),
