@@ -1,9 +1,10 @@
-//! Shared test harness: a recording tonic upstream (`upstream.rs`), a scripted raw HTTP/2
-//! upstream (`raw_upstream.rs`), the gateway served in-process on `127.0.0.1:0`
-//! (`gateway.rs`), a small HTTP client (`http.rs`), helpers for real child processes
-//! (`process.rs`), the Go client and server of `clients/go` (`go.rs`), per-run certificates
-//! (`tls.rs`) and headless Chromium with a page server and a wire tap (`browser.rs`). Not
-//! every test file uses every piece.
+//! Shared test harness: a recording tonic upstream (`upstream.rs`) with MyService on it
+//! (`seed_service.rs`, with the test protos), a scripted raw HTTP/2 upstream
+//! (`raw_upstream.rs`), the gateway served in-process on `127.0.0.1:0` (`gateway.rs`), a
+//! small HTTP client (`http.rs`), helpers for real child processes (`process.rs`), the Go
+//! client and server of `clients/go` (`go.rs`), per-run certificates (`tls.rs`) and headless
+//! Chromium with a page server and a wire tap (`browser.rs`). Not every test file uses every
+//! piece.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod browser;
@@ -12,6 +13,8 @@ pub mod go;
 pub mod http;
 pub mod process;
 pub mod raw_upstream;
+#[cfg(feature = "test-protos")]
+pub mod seed_service;
 pub mod tls;
 pub mod upstream;
 

@@ -93,7 +93,8 @@ func hooks(ctx context.Context) error {
 		select {
 		case <-time.After(time.Duration(ms) * time.Millisecond):
 		case <-ctx.Done():
-			return status.Error(codes.Canceled, "RPC ended during test delay")
+			// DEADLINE_EXCEEDED when the deadline passed, CANCELLED when the client left.
+			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
 	head := metadata.Pairs("x-served-by", "grpc-go")
