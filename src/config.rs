@@ -18,6 +18,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub transcoding: TranscodingConfig,
     pub cors: CorsConfig,
+    pub schema: SchemaConfig,
     pub rules: Vec<RuleSpec>,
 }
 
@@ -100,6 +101,8 @@ pub struct TranscodingConfig {
 pub struct Overrides {
     pub listen: Option<String>,
     pub upstream: Option<String>,
+    /// `--schema` / `PROTOGATE_SCHEMA`: replaces `[schema] source`.
+    pub schema: Option<String>,
 }
 
 /// A configuration problem, as one line that names it.
@@ -126,6 +129,8 @@ struct RawConfig {
     transcoding: RawTranscoding,
     #[serde(default)]
     cors: RawCors,
+    #[serde(default)]
+    schema: schema::RawSchema,
     #[serde(default)]
     rules: Vec<RawRule>,
 }
@@ -293,6 +298,7 @@ impl RawConfig {
             forward_headers,
         };
         let cors = self.cors.validate()?;
+        let schema = self.schema.validate(overrides.schema.as_deref())?;
         let rules = self
             .rules
             .into_iter()
@@ -305,6 +311,7 @@ impl RawConfig {
             server,
             transcoding,
             cors,
+            schema,
             rules,
         })
     }
@@ -312,7 +319,10 @@ impl RawConfig {
 
 mod cors;
 mod rules;
+mod schema;
 mod values;
+
+pub use schema::{SchemaConfig, SchemaSource};
 
 use rules::RawRule;
 pub use rules::{RuleSpec, UnknownParams};

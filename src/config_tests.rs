@@ -34,6 +34,7 @@ fn overrides_beat_the_file() {
     let overrides = Overrides {
         listen: Some("127.0.0.1:0".into()),
         upstream: Some("http://users:50051".into()),
+        ..Default::default()
     };
     let config = Config::from_toml(
         "listen = \"0.0.0.0:9\"\n[upstream]\nurl = \"http://a:1\"\n",

@@ -1,6 +1,6 @@
 //! Log output: one JSON object per line on stdout (text on a terminal), written off the
 //! request path. It owns the line format and the writer, not what is logged (the access log
-//! line is `gateway.rs`'s).
+//! line is `gateway/access.rs`'s).
 //!
 //! The JSON line is the shape operators already parse: `timestamp` (RFC 3339 UTC,
 //! microseconds), `level`, then the event's fields in order, `message` first. It is written by

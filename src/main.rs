@@ -21,6 +21,10 @@ struct Cli {
     /// Upstream gRPC URL, overriding the config file (e.g. http://users:50051).
     #[arg(long, env = "PROTOGATE_UPSTREAM")]
     upstream: Option<String>,
+    /// Where the schema comes from, overriding the config file: compiled (the protos built
+    /// in), descriptors:PATH (a FileDescriptorSet) or protos:DIR (.proto files).
+    #[arg(long, env = "PROTOGATE_SCHEMA", global = true)]
+    schema: Option<String>,
     /// Log format: json (default when stdout is not a terminal) or text.
     #[arg(long, env = "PROTOGATE_LOG_FORMAT")]
     log_format: Option<String>,
@@ -67,21 +71,36 @@ fn main() -> ExitCode {
     if let Some(Command::CheckConfig) = cli.command {
         // Building the gateway creates the (lazy) channel, which needs a runtime context.
         let _runtime = runtime.enter();
-        return match protogate::gateway::Gateway::new(config) {
-            Ok(gateway) => {
-                for route in gateway.routes().routes() {
-                    println!(
-                        "{} {} -> {} ({})",
-                        route.http_method,
-                        route.template.as_str(),
-                        route.method.full_name,
-                        route.origin
-                    );
-                }
-                ExitCode::SUCCESS
-            }
-            Err(err) => fail(&err),
+        let gateway = match protogate::gateway::Gateway::new(config) {
+            Ok(gateway) => gateway,
+            Err(err) => return fail(&err),
         };
+        if let Err(err) = runtime.block_on(gateway.first_schema()) {
+            return fail(&err);
+        }
+        let Some(schema) = gateway.schema() else {
+            let why = protogate::StartupError::Schema(format!(
+                "schema {}: no schema: the upstream did not answer",
+                gateway.config().schema.source
+            ));
+            return fail(&why);
+        };
+        println!(
+            "# schema {}: {} methods, {} routes",
+            gateway.config().schema.source,
+            schema.methods().iter().count(),
+            schema.routes().routes().len()
+        );
+        for route in schema.routes().routes() {
+            println!(
+                "{} {} -> {} ({})",
+                route.http_method,
+                route.template.as_str(),
+                route.method.full_name,
+                route.origin
+            );
+        }
+        return ExitCode::SUCCESS;
     }
     #[cfg(feature = "otlp")]
     let telemetry = match protogate::telemetry::init(runtime.handle()) {
@@ -135,6 +154,7 @@ fn load_config(cli: &Cli) -> Result<Config, StartupError> {
     let overrides = Overrides {
         listen: cli.listen.clone(),
         upstream: cli.upstream.clone(),
+        schema: cli.schema.clone(),
     };
     match &cli.config {
         Some(path) => {

@@ -205,6 +205,19 @@ fn write(metadata: &MetadataMap, headers: &mut HeaderMap, prefix: &str) {
     }
 }
 
+/// A header map from name/value pairs, for the tests here and in `grpc::deadline`.
+#[cfg(test)]
+pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (k, v) in pairs {
+        map.append(
+            HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            HeaderValue::from_str(v).expect("value"),
+        );
+    }
+    map
+}
+
 #[cfg(test)]
 #[path = "metadata_tests.rs"]
 mod tests;

@@ -3,17 +3,6 @@
 use super::*;
 use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue};
 
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (k, v) in pairs {
-        map.append(
-            HeaderName::from_bytes(k.as_bytes()).expect("name"),
-            HeaderValue::from_str(v).expect("value"),
-        );
-    }
-    map
-}
-
 #[test]
 fn allow_list_forwards_and_everything_else_stays() {
     let h = headers(&[

@@ -60,6 +60,7 @@ pub struct Metrics {
     rpc: Mutex<BTreeMap<String, BTreeMap<&'static str, Histogram>>>,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     upstream_errors: Mutex<BTreeMap<&'static str, u64>>,
+    schema_reloads: Mutex<BTreeMap<&'static str, u64>>,
     active: AtomicI64,
     open_connections: AtomicI64,
     refused_connections: AtomicU64,
@@ -132,6 +133,11 @@ impl Metrics {
         }
     }
 
+    /// One read of a runtime schema source: `changed`, `unchanged` or `error`.
+    pub fn schema_reloaded(&self, result: &'static str) {
+        *lock(&self.schema_reloads).entry(result).or_default() += 1;
+    }
+
     /// One upstream call, with the gRPC code it ended with.
     pub fn observe_rpc(&self, method: &str, code: Code, seconds: f64) {
         let mut rpc = lock(&self.rpc);
@@ -193,6 +199,11 @@ impl Metrics {
                 escape(method)
             );
             h.render(&mut out, "rpc_client_call_duration_seconds", &labels);
+        }
+        out.push_str("# HELP protogate_schema_reloads_total Reads of a runtime schema source, by result.\n");
+        out.push_str("# TYPE protogate_schema_reloads_total counter\n");
+        for (result, n) in lock(&self.schema_reloads).iter() {
+            let _ = writeln!(out, "protogate_schema_reloads_total{{result=\"{result}\"}} {n}");
         }
         out.push_str("# HELP protogate_rejected_requests_total Requests the gateway refused, by reason.\n");
         out.push_str("# TYPE protogate_rejected_requests_total counter\n");

@@ -97,7 +97,7 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Result<Value, Str
     let listed: Vec<&Route> = routes
         .routes()
         .iter()
-        // ops.rs answers these paths first, so routes on them are never reached.
+        // The gateway answers these paths first (ops), so routes on them are never reached.
         .filter(|r| !RESERVED_PATHS.contains(&r.template.as_str()))
         .collect();
     let mut per_method: HashMap<&str, usize> = HashMap::new();

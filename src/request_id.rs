@@ -3,7 +3,7 @@
 //! splitmix64 generator seeded once from the OS (through std's `RandomState`): tower-http's
 //! `MakeRequestUuid` asks the OS for randomness on every request (one `getrandom` syscall
 //! each), and a request id must be unique, not unpredictable. This file owns the id;
-//! `server.rs` applies it around the whole stack.
+//! `server/mod.rs` applies it around the whole stack.
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};

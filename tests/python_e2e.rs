@@ -198,9 +198,7 @@ async fn healthz_and_readyz_report_serving() {
     get(&format!("http://{addr}/healthz"))
         .await
         .assert_json(200, json!({"status": "SERVING"}));
-    get(&format!("http://{addr}/readyz"))
-        .await
-        .assert_json(200, json!({"status": "SERVING"}));
+    assert_ready(addr).await;
 }
 
 #[tokio::test]
@@ -339,9 +337,7 @@ async fn gateway_starts_before_the_upstream_and_connects_once_it_is_up() {
     )
     .await;
     reply.assert_json(200, users(&[alice()]));
-    get(&format!("http://{addr}/readyz"))
-        .await
-        .assert_json(200, json!({"status": "SERVING"}));
+    assert_ready(addr).await;
 }
 
 /// Sends one HTTP/1.1 request on its own connection from a plain thread and returns the raw
@@ -404,4 +400,14 @@ async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
     );
     assert_eq!(log.request("e2e-drain")["status"], 200);
     log.wait_for("drained", Duration::from_secs(1), |_| true);
+}
+
+/// `/readyz` is 200 `SERVING` and names the schema in use: the compiled one, with a hash.
+async fn assert_ready(addr: SocketAddr) {
+    let reply = get(&format!("http://{addr}/readyz")).await;
+    let body = reply.json();
+    assert_eq!(reply.status, 200, "{body}");
+    assert_eq!(body["status"], "SERVING", "{body}");
+    assert_eq!(body["schema"]["source"], "compiled", "{body}");
+    assert_eq!(body["schema"]["hash"].as_str().map(str::len), Some(12), "{body}");
 }

@@ -33,7 +33,7 @@ pub fn seed_route(method: &http::Method, template: &str) -> &'static Route {
 }
 
 /// Decodes a bound request object into the route's request type with pbjson's serde impls,
-/// exactly as `forward::unary` does before calling the upstream. `None` for a request type
+/// as the compiled codec (`codec/compiled.rs`) does before calling the upstream. `None` for a request type
 /// this crate does not know (a new RPC: add it here).
 pub fn decode_request(route: &Route, json: Value) -> Option<Result<(), serde_json::Error>> {
     use protogate::pb::protogate_unpackaged::UserReq;

@@ -10,7 +10,7 @@ use prost_reflect::{MessageDescriptor, MethodDescriptor};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::Codec;
+use super::{Codec, request_error};
 use crate::error::GatewayError;
 use crate::grpc;
 
@@ -57,7 +57,7 @@ where
     O: prost::Message + Default + Serialize + 'static,
 {
     fn encode_request(&self, request: &serde_json::Value) -> Result<Bytes, GatewayError> {
-        let message = I::deserialize(request).map_err(|e| body_error(&e))?;
+        let message = I::deserialize(request).map_err(|e| request_error(&e))?;
         Ok(grpc::frame(&message))
     }
 
@@ -94,16 +94,4 @@ fn render<O: prost::Message + Serialize>(
         .map_err(|e| cannot(e.to_string()))?;
     tracing::debug!(error = %pbjson_error, "reply rendered through descriptors");
     Ok(json)
-}
-
-/// A pbjson decoding failure of the merged request object, reported against the field that
-/// serde names when it names one.
-fn body_error(err: &serde_json::Error) -> GatewayError {
-    let text = err.to_string();
-    let field = text
-        .split('`')
-        .nth(1)
-        .filter(|_| text.starts_with("unknown field") || text.starts_with("duplicate field"))
-        .unwrap_or("body");
-    GatewayError::bad_field(field, format!("invalid request: {text}"))
 }

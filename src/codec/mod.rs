@@ -1,13 +1,15 @@
 //! The codec layer: how a method's messages become JSON and back, and the calls that carry
 //! them. A [`Codec`] turns the bound request object into one framed request message and a
 //! reply message into proto3 JSON; `compiled.rs` is the pbjson implementation for the protos
-//! built into the binary. [`unary`] and [`server_streaming`] run one call through any codec
+//! built into the binary, `dynamic.rs` the prost-reflect one for schemas loaded at run time.
+//! [`unary`] and [`server_streaming`] run one call through any codec
 //! over the gRPC protocol layer (`grpc`), bounded by the call's deadline.
 //!
 //! It knows message types and the deadline of the exchange; it does not know routes, HTTP
 //! headers or statuses (the gateway does), nor the wire format (the protocol layer does).
 
 pub mod compiled;
+pub mod dynamic;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,6 +137,18 @@ pub async fn server_streaming(codec: Arc<dyn Codec>, call: Call) -> Result<Strea
         metadata,
         messages: messages.boxed(),
     })
+}
+
+/// A failure to decode the merged request object into the request type (a 400), reported
+/// against the field that serde names when it names one.
+fn request_error(err: &serde_json::Error) -> GatewayError {
+    let text = err.to_string();
+    let field = text
+        .split('`')
+        .nth(1)
+        .filter(|_| text.starts_with("unknown field") || text.starts_with("duplicate field"))
+        .unwrap_or("body");
+    GatewayError::bad_field(field, format!("invalid request: {text}"))
 }
 
 #[cfg(test)]

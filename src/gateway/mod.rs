@@ -5,6 +5,7 @@
 //! at the end (`access.rs`). Streams are rendered by `stream.rs`.
 
 pub mod access;
+pub mod reload;
 pub mod stream;
 mod transcode;
 
@@ -19,16 +20,18 @@ use http::Method;
 use crate::admission::{self, Admission};
 use crate::config::Config;
 use crate::error::ErrorCode;
+use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::ops::{self, probes};
-use crate::routing::{self, RouteTable};
+use crate::routing;
 use crate::schema::Schema;
+use crate::schema::live::{LiveSchema, LoadError};
 use crate::startup::StartupError;
 use crate::upstream::Upstream;
 
 /// Everything a request needs, built once at startup and shared.
 pub struct Gateway {
-    schema: Schema,
+    schema: Arc<LiveSchema>,
     upstream: Arc<Upstream>,
     config: Config,
     draining: AtomicBool,
@@ -37,8 +40,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds the schema (validating every rule) and the upstream. Must run inside a tokio
-    /// runtime.
+    /// Builds the upstream and, for a source on this machine, the schema (validating every
+    /// rule); a reflection source is read by `first_schema`. Must run inside a tokio runtime.
     pub fn new(config: Config) -> Result<Gateway, StartupError> {
         let upstream = Upstream::new(&config.upstream).map_err(StartupError::Upstream)?;
         Self::with_upstream(config, upstream)
@@ -46,7 +49,13 @@ impl Gateway {
 
     /// Like `new`, with an upstream built elsewhere (tests inject resolvers this way).
     pub fn with_upstream(config: Config, upstream: Arc<Upstream>) -> Result<Gateway, StartupError> {
-        let schema = Schema::compiled(&config)?;
+        let schema = Arc::new(LiveSchema::new(config.schema.source.clone()));
+        if *schema.source() != crate::config::SchemaSource::Reflection {
+            let first = schema
+                .read_local(&config)
+                .map_err(|e| StartupError::Schema(e.to_string()))?;
+            schema.install(first);
+        }
         let admission = Admission::new(config.server.max_concurrent_requests);
         Ok(Gateway {
             schema,
@@ -58,12 +67,38 @@ impl Gateway {
         })
     }
 
-    pub fn schema(&self) -> &Schema {
-        &self.schema
+    /// The schema in use; `None` until a reflection source gave a first one.
+    pub fn schema(&self) -> Option<Arc<Schema>> {
+        self.schema.get()
     }
 
-    pub fn routes(&self) -> &RouteTable {
-        self.schema.routes()
+    /// Reads a reflection source for the first time. An upstream that is down is no startup
+    /// failure (the gateway answers 503 until the reload loop gets a schema); one that serves
+    /// no reflection, or a schema that the rules refuse, is.
+    pub async fn first_schema(&self) -> Result<(), StartupError> {
+        if self.schema.get().is_some() {
+            return Ok(());
+        }
+        match self.schema.fetch(&self.config, &self.upstream).await {
+            Ok(schema) => {
+                tracing::info!(
+                    source = %self.schema.source(),
+                    hash = schema.hash(),
+                    routes = schema.routes().routes().len(),
+                    "schema loaded"
+                );
+                self.schema.install(schema);
+                self.metrics.schema_reloaded("changed");
+                Ok(())
+            }
+            Err(err @ LoadError::Unavailable(_)) => {
+                tracing::warn!(error = %err, "no schema yet: answering 503 until the upstream answers");
+                self.metrics.schema_reloaded("error");
+                self.schema.still_waiting(&err);
+                Ok(())
+            }
+            Err(err) => Err(StartupError::Schema(err.to_string())),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -97,15 +132,20 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request) -> Response {
     let request_id = request.headers().get("x-request-id").cloned();
     let reserved = routing::reserved(request.uri().path());
     let active = gateway.metrics.active();
+    // Kept to the end of the request: a reload meanwhile does not change what it runs on.
+    let schema = gateway.schema.get();
     let (route, response) = if let Err(err) = admission::check_head(&gateway.config.server, &request) {
         ("(rejected)", err.into_response())
     } else if let Some(path) = reserved {
         // Probes are never shed: an overloaded gateway is still alive.
-        (path, answer_reserved(&gateway, &method, path).await)
-    } else {
+        (
+            path,
+            answer_reserved(&gateway, schema.as_deref(), &method, path).await,
+        )
+    } else if let Some(schema) = &schema {
         match gateway.admission.admit() {
             Ok(_permit) => {
-                let work = transcode::transcode(&gateway, request);
+                let work = transcode::transcode(&gateway, schema, request);
                 #[cfg(feature = "otlp")]
                 let work = span.scope(work);
                 let (label, response) = work.await;
@@ -113,6 +153,8 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request) -> Response {
             }
             Err(shed) => ("(unmatched)", shed.into_response()),
         }
+    } else {
+        ("(unmatched)", no_schema(&gateway).into_response())
     };
     drop(active);
     let status = response.status().as_u16();
@@ -137,21 +179,33 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request) -> Response {
     response
 }
 
+/// The answer while no schema has been loaded yet.
+fn no_schema(gateway: &Gateway) -> GatewayError {
+    GatewayError::unavailable(format!("no schema yet: {}", gateway.schema.waiting()))
+}
+
 /// Answers a request on one of the reserved operational paths.
-async fn answer_reserved(gateway: &Gateway, method: &Method, path: &str) -> Response {
+async fn answer_reserved(
+    gateway: &Gateway,
+    schema: Option<&Schema>,
+    method: &Method,
+    path: &str,
+) -> Response {
     if let Some(response) = ops::refuse_method(method) {
         return response;
     }
-    match path {
-        "/healthz" => probes::healthz(),
-        "/metrics" => ops::metrics(&gateway.metrics),
-        "/openapi.json" => ops::docs::json_response(gateway.schema.openapi()),
-        "/docs" => ops::docs::docs_response(),
-        _ => {
+    match (path, schema) {
+        ("/healthz", _) => probes::healthz(),
+        ("/metrics", _) => ops::metrics(&gateway.metrics),
+        ("/docs", _) => ops::docs::docs_response(),
+        (_, None) => no_schema(gateway).into_response(),
+        ("/openapi.json", Some(schema)) => ops::docs::json_response(schema.openapi()),
+        (_, Some(schema)) => {
             probes::readyz(probes::ReadyCheck {
                 upstream: &gateway.upstream,
                 readiness: &gateway.config.upstream.readiness,
-                methods: gateway.schema.methods(),
+                schema,
+                source: gateway.schema.source(),
                 draining: gateway.is_draining(),
             })
             .await

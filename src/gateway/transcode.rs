@@ -17,13 +17,18 @@ use crate::binding::{self, body};
 use crate::codec::{self, Call};
 use crate::error::{Fault, GatewayError};
 use crate::routing::Lookup;
+use crate::schema::Schema;
 use crate::{grpc, metadata, retry};
 
 /// Routes, binds and forwards one request. Returns the route template as the request's
 /// label (or `(unmatched)` when no route was found) with the answer.
-pub(super) async fn transcode(gateway: &Gateway, request: Request) -> (&str, Result<Response, GatewayError>) {
+pub(super) async fn transcode<'s>(
+    gateway: &Gateway,
+    schema: &'s Schema,
+    request: Request,
+) -> (&'s str, Result<Response, GatewayError>) {
     let (parts, body) = request.into_parts();
-    let (route, vars) = match gateway.schema.routes().lookup(&parts.method, parts.uri.path()) {
+    let (route, vars) = match schema.routes().lookup(&parts.method, parts.uri.path()) {
         Lookup::Found { route, vars } => (route, vars),
         Lookup::MethodNotAllowed(allow) => {
             return (
@@ -138,6 +143,10 @@ async fn call_route(
         Ok(_) => Some(tonic::Code::Ok),
         Err(err) => Some(err.code()),
     };
+    // The upstream no longer knows the method: its schema may have moved on.
+    if rpc_code == Some(tonic::Code::Unimplemented) {
+        gateway.schema.nudge();
+    }
     if let Some(code) = rpc_code {
         let elapsed = started.elapsed().as_secs_f64();
         gateway.metrics.observe_rpc(&method.full_name, code, elapsed);

@@ -97,18 +97,7 @@ pub fn grpc_timeout(timeout: Duration) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderName;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(
-                HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                HeaderValue::from_str(v).expect("value"),
-            );
-        }
-        map
-    }
+    use crate::metadata::headers;
 
     #[test]
     fn grpc_timeout_fits_eight_digits() {

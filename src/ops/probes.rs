@@ -14,9 +14,10 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::codec::{self, Call};
 use crate::config::Readiness;
+use crate::config::SchemaSource;
 use crate::error::GatewayError;
 use crate::grpc::{self, Outgoing};
-use crate::method::MethodTable;
+use crate::schema::Schema;
 use crate::upstream::Upstream;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -25,7 +26,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct ReadyCheck<'a> {
     pub upstream: &'a Upstream,
     pub readiness: &'a Readiness,
-    pub methods: &'a MethodTable,
+    /// The schema in use (its methods, its hash) and where it came from.
+    pub schema: &'a Schema,
+    pub source: &'a SchemaSource,
     pub draining: bool,
 }
 
@@ -34,10 +37,19 @@ pub fn healthz() -> Response {
     status_json("SERVING")
 }
 
-/// `/readyz`: 200 when the upstream says it is ready, else 503.
+/// `/readyz`: 200 when the upstream says it is ready, else 503. The answer names the schema
+/// in use: its source and hash.
 pub async fn readyz(check: ReadyCheck<'_>) -> Response {
+    let schema = serde_json::json!({"source": check.source.to_string(), "hash": check.schema.hash()});
     match ready(check).await {
-        Ok(()) => status_json("SERVING"),
+        Ok(()) => {
+            let body = serde_json::json!({"status": "SERVING", "schema": schema});
+            let mut response = (StatusCode::OK, body.to_string()).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
         // Not ready is 503 whatever the cause (a probe timeout would otherwise be 504):
         // orchestrators read any non-2xx as not ready, and people read 503 as "not yet".
         Err(err) if err.code() == tonic::Code::Unavailable => err.into_response(),
@@ -67,7 +79,7 @@ async fn ready(check: ReadyCheck<'_>) -> Result<(), GatewayError> {
             outcome => outcome,
         },
         Readiness::Method(name) => {
-            let method = check.methods.find(name).ok_or_else(|| {
+            let method = check.schema.methods().find(name).ok_or_else(|| {
                 GatewayError::internal(format!("readiness method {name} is not in the method table"))
             })?;
             if method.is_streaming() {

@@ -2,7 +2,9 @@
 //! method-table entry, built once at startup and immutable afterwards. `lookup` answers a
 //! request path with a route and its variable values, a 405 with the methods that would
 //! match, or a 404. Where routes come from (annotations, config rules, unbound methods) and
-//! how they are validated lives in `rules.rs`; the template grammar in `template.rs`.
+//! how they are validated lives in `rules.rs`; the template grammar in `template.rs`; dotted
+//! field paths on the descriptors in `field_path.rs`. It also names the reserved paths that
+//! the gateway answers itself, ahead of any route.
 
 pub mod field_path;
 mod rules;

@@ -55,7 +55,10 @@ pub async fn serve_gateway(
     let addr = listener
         .local_addr()
         .map_err(|source| StartupError::Listen { addr: None, source })?;
-    tracing::info!(%addr, routes = gateway.routes().routes().len(), "listening");
+    gateway.first_schema().await?;
+    crate::gateway::reload::spawn(&gateway);
+    let routes = gateway.schema().map_or(0, |s| s.routes().routes().len());
+    tracing::info!(%addr, routes, "listening");
     run(listener, gateway, shutdown).await;
     Ok(())
 }

@@ -38,6 +38,7 @@ impl TestGateway {
         let overrides = Overrides {
             listen: Some("127.0.0.1:0".into()),
             upstream: Some(url.to_string()),
+            ..Default::default()
         };
         let config = Config::from_toml(&text, &overrides).expect("test config is valid");
         Self::start_with(config).await

@@ -1,0 +1,120 @@
+//! The reload loop of a runtime schema source: reads the source again every
+//! `schema.refresh_interval` (reflection each time, files when their modification time
+//! changed), on SIGHUP, and soon after an upstream answered UNIMPLEMENTED. While no first
+//! schema has come (reflection with the upstream still down) it tries every second, up to
+//! the interval. Each outcome is one log line and one `protogate_schema_reloads_total`
+//! count; a refused schema leaves the last good one serving.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::Gateway;
+use crate::config::SchemaSource;
+use crate::schema::live::{LiveSchema, Reloaded};
+
+/// What made the loop read the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Interval,
+    Signal,
+    Unimplemented,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Interval => "interval",
+            Trigger::Signal => "sighup",
+            Trigger::Unimplemented => "unimplemented",
+        }
+    }
+}
+
+/// Starts the loop for `gateway`'s schema source (none for the compiled one); it ends when
+/// the gateway is dropped.
+pub fn spawn(gateway: &Arc<Gateway>) {
+    if *gateway.schema.source() == SchemaSource::Compiled {
+        return;
+    }
+    let live = gateway.schema.clone();
+    let weak = Arc::downgrade(gateway);
+    let interval = gateway.config.schema.refresh_interval;
+    tokio::spawn(run(weak, live, interval));
+}
+
+async fn run(gateway: Weak<Gateway>, live: Arc<LiveSchema>, interval: Duration) {
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut retry = Duration::from_secs(1);
+    loop {
+        let waiting = live.get().is_none();
+        let pause = if waiting { retry.min(interval) } else { interval };
+        #[cfg(unix)]
+        let signal = async {
+            match hangup.as_mut() {
+                Some(hangup) => hangup.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signal = std::future::pending::<Option<()>>();
+        let trigger = tokio::select! {
+            _ = tokio::time::sleep(pause) => Trigger::Interval,
+            Some(()) = signal => Trigger::Signal,
+            () = live.nudged() => Trigger::Unimplemented,
+        };
+        if trigger == Trigger::Interval && !waiting && is_file_source(live.source()) && !live.files_changed()
+        {
+            continue;
+        }
+        let Some(gateway) = gateway.upgrade() else {
+            return;
+        };
+        let loaded = reload(&gateway, trigger.as_str()).await;
+        retry = if loaded || !waiting {
+            Duration::from_secs(1)
+        } else {
+            (retry * 2).min(interval)
+        };
+    }
+}
+
+fn is_file_source(source: &SchemaSource) -> bool {
+    matches!(source, SchemaSource::Descriptors(_) | SchemaSource::Protos(_))
+}
+
+/// Reads the source once and swaps in what it gives; true when a schema is in use after.
+pub async fn reload(gateway: &Gateway, trigger: &str) -> bool {
+    let live = &gateway.schema;
+    let source = live.source().to_string();
+    match live.fetch(&gateway.config, &gateway.upstream).await {
+        Ok(schema) => {
+            let hash = schema.hash().to_string();
+            let routes = schema.routes().routes().len();
+            match live.install(schema) {
+                Reloaded::Changed => {
+                    gateway.metrics.schema_reloaded("changed");
+                    tracing::info!(source, hash, routes, trigger, "schema loaded");
+                }
+                Reloaded::Unchanged => {
+                    gateway.metrics.schema_reloaded("unchanged");
+                    tracing::debug!(source, hash, trigger, "schema unchanged");
+                }
+            }
+            true
+        }
+        Err(err) => {
+            gateway.metrics.schema_reloaded("error");
+            live.still_waiting(&err);
+            let serving = live.get().map(|s| s.hash().to_string());
+            tracing::warn!(
+                source,
+                trigger,
+                error = %err,
+                serving = serving.as_deref().unwrap_or("(none)"),
+                "schema refused; the last good one keeps serving"
+            );
+            serving.is_some()
+        }
+    }
+}

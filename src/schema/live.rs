@@ -1,0 +1,189 @@
+//! The schema in use, and how a new one replaces it. [`LiveSchema`] holds one immutable
+//! `Arc<Schema>`: a request takes the current one when it starts and keeps it to the end, and
+//! a reload builds the next schema off the request path and swaps it in whole, so no request
+//! ever sees half of one. A schema that fails to build (a malformed file, an ambiguous route,
+//! a rule naming a method that is gone) is refused and the last good one keeps serving.
+//! Until a first schema arrives (a reflection source whose upstream is still down), there is
+//! none, and the gateway answers 503.
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Notify;
+
+use super::reflection::{self, ReflectionError};
+use super::{Schema, files};
+use crate::config::{Config, SchemaSource};
+use crate::upstream::Upstream;
+
+/// Reflection calls get this long.
+const REFLECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An UNIMPLEMENTED answer asks for a reload at most this often.
+const NUDGE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why no new schema could be had.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The source cannot be read now (the upstream is down); worth trying again.
+    Unavailable(String),
+    /// The upstream answered but serves no reflection: trying again will not help.
+    NoReflection(String),
+    /// The source was read, and its schema refused (with `config`'s rules).
+    Refused(String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Unavailable(why) | LoadError::NoReflection(why) | LoadError::Refused(why) => {
+                f.write_str(why)
+            }
+        }
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reloaded {
+    /// A new schema serves from now on.
+    Changed,
+    /// The source gave the schema already in use.
+    Unchanged,
+}
+
+/// The schema in use and the state of its source.
+pub struct LiveSchema {
+    source: SchemaSource,
+    current: RwLock<Option<Arc<Schema>>>,
+    /// Why there is no schema yet, while there is none.
+    waiting: Mutex<String>,
+    /// The file source's newest mtime and file count when it was last loaded.
+    files_seen: Mutex<Option<(Option<SystemTime>, usize)>>,
+    nudge: Notify,
+    last_nudge: Mutex<Option<Instant>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl LiveSchema {
+    pub fn new(source: SchemaSource) -> LiveSchema {
+        LiveSchema {
+            source,
+            current: RwLock::new(None),
+            waiting: Mutex::new("no schema loaded yet".to_string()),
+            files_seen: Mutex::new(None),
+            nudge: Notify::new(),
+            last_nudge: Mutex::new(None),
+        }
+    }
+
+    pub fn source(&self) -> &SchemaSource {
+        &self.source
+    }
+
+    /// The schema in use, if one has been loaded.
+    pub fn get(&self) -> Option<Arc<Schema>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Why there is no schema yet.
+    pub fn waiting(&self) -> String {
+        lock(&self.waiting).clone()
+    }
+
+    /// Reads the source and builds its schema with `config`'s rules; nothing is swapped.
+    pub async fn fetch(&self, config: &Config, upstream: &Upstream) -> Result<Schema, LoadError> {
+        if self.source != SchemaSource::Reflection {
+            return self.read_local(config);
+        }
+        match reflection::fetch(upstream, REFLECTION_TIMEOUT).await {
+            Ok(pool) => Schema::dynamic(pool, config)
+                .map_err(|why| LoadError::Refused(format!("schema {}: {why}", self.source))),
+            Err(ReflectionError::NotServed(why)) => Err(LoadError::NoReflection(format!(
+                "schema reflection: {}",
+                ReflectionError::NotServed(why)
+            ))),
+            Err(ReflectionError::Unreachable(err)) => Err(LoadError::Unavailable(format!(
+                "schema reflection: the upstream is not answering yet ({})",
+                err.message()
+            ))),
+            Err(err @ ReflectionError::Bad(_)) => Err(LoadError::Refused(format!("schema {err}"))),
+        }
+    }
+
+    /// The schema of a source on this machine (compiled or files), read at once.
+    pub fn read_local(&self, config: &Config) -> Result<Schema, LoadError> {
+        let refused = |why: String| LoadError::Refused(format!("schema {}: {why}", self.source));
+        match &self.source {
+            SchemaSource::Compiled => Schema::compiled(config).map_err(refused),
+            SchemaSource::Descriptors(path) => {
+                let seen = files::changed_at(path);
+                let pool = files::descriptor_file(path).map_err(refused)?;
+                let schema = Schema::dynamic(pool, config).map_err(refused)?;
+                *lock(&self.files_seen) = Some(seen);
+                Ok(schema)
+            }
+            SchemaSource::Protos(dir) => {
+                let seen = files::changed_at(dir);
+                let pool = files::proto_dir(dir).map_err(refused)?;
+                let schema = Schema::dynamic(pool, config).map_err(refused)?;
+                *lock(&self.files_seen) = Some(seen);
+                Ok(schema)
+            }
+            SchemaSource::Reflection => Err(LoadError::Unavailable(
+                "schema reflection: not read yet".to_string(),
+            )),
+        }
+    }
+
+    /// Swaps `schema` in, unless it is the one in use.
+    pub fn install(&self, schema: Schema) -> Reloaded {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref().is_some_and(|c| c.hash() == schema.hash()) {
+            return Reloaded::Unchanged;
+        }
+        *current = Some(Arc::new(schema));
+        Reloaded::Changed
+    }
+
+    /// Notes why a first schema could not be had (shown by `/readyz` and 503 answers).
+    pub fn still_waiting(&self, why: &LoadError) {
+        if self.get().is_none() {
+            *lock(&self.waiting) = why.to_string();
+        }
+    }
+
+    /// Whether a file source changed since it was last loaded (always false for others).
+    pub fn files_changed(&self) -> bool {
+        let path = match &self.source {
+            SchemaSource::Descriptors(path) | SchemaSource::Protos(path) => path,
+            SchemaSource::Compiled | SchemaSource::Reflection => return false,
+        };
+        lock(&self.files_seen).is_none_or(|seen| seen != files::changed_at(path))
+    }
+
+    /// Asks for a reload soon (an upstream answered UNIMPLEMENTED: its schema may have
+    /// moved on); at most once per `NUDGE_INTERVAL`.
+    pub fn nudge(&self) {
+        if self.source != SchemaSource::Reflection {
+            return;
+        }
+        let mut last = lock(&self.last_nudge);
+        if last.is_some_and(|at| at.elapsed() < NUDGE_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        self.nudge.notify_one();
+    }
+
+    /// Resolves when `nudge` asked for a reload.
+    pub async fn nudged(&self) {
+        self.nudge.notified().await;
+    }
+}

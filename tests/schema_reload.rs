@@ -1,0 +1,349 @@
+//! Runtime schemas with the real binary: `--schema reflection` against the real Python
+//! service (grpcio-reflection, v1alpha), a gateway started before its upstream, an upstream
+//! without reflection, and live reload of a descriptor file (on a change of mtime and on
+//! SIGHUP), where a bad file is refused and the last good schema keeps serving.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::eventually;
+use support::http::{get, send};
+use support::process::{
+    Finished, free_port, gateway_command, manifest_dir, run_to_exit, shipped_config, spawn_gateway,
+    spawn_python_users, spawn_python_users_on,
+};
+use support::upstream::{RecordingUpstream, Reply};
+
+/// A directory under the temp dir unique to this process and call; removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("protogate-reload-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn shipped_config_str() -> String {
+    shipped_config().to_str().expect("UTF-8").to_string()
+}
+
+/// The seed's proto, optionally with one more method, as a descriptor set file at `path`.
+fn write_descriptors(dir: &TempDir, path: &PathBuf, extra_method: bool) {
+    let mut source = std::fs::read_to_string(manifest_dir().join("proto/api.proto")).expect("api.proto");
+    if extra_method {
+        source = source.replacen(
+            "service MyService {",
+            "service MyService {\n  rpc Ping (UserReq) returns (UserReply) {}",
+            1,
+        );
+    }
+    let proto = dir.join("api.proto");
+    std::fs::write(&proto, source).expect("write proto");
+    let set = protox::compile([&proto], [dir.0.clone()]).expect("proto compiles");
+    std::fs::write(path, prost::Message::encode_to_vec(&set)).expect("write descriptors");
+}
+
+async fn json_of(url: String) -> (u16, Value) {
+    let reply = get(&url).await;
+    (reply.status.as_u16(), reply.json())
+}
+
+async fn metric(addr: SocketAddr, series: &str) -> u64 {
+    let text = String::from_utf8(get(&format!("http://{addr}/metrics")).await.body.to_vec()).expect("UTF-8");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn reflection_serves_what_the_compiled_schema_serves() {
+    let (_python, upstream) = spawn_python_users(&[]);
+    let upstream = format!("http://{upstream}");
+    let config = shipped_config_str();
+    let start = |schema: &str| {
+        spawn_gateway(
+            &[
+                "--config",
+                &config,
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                &upstream,
+                "--schema",
+                schema,
+            ],
+            &[],
+        )
+    };
+    let (_compiled, compiled, _) = start("compiled");
+    let (_reflected, reflected, log) = start("reflection");
+    for request in [
+        "/users?ids=1,2",
+        "/users?ids=3",
+        "/users",
+        "/users?ids=abc",
+        "/health",
+    ] {
+        let want = get(&format!("http://{compiled}{request}")).await;
+        let got = get(&format!("http://{reflected}{request}")).await;
+        assert_eq!((got.status, &got.body), (want.status, &want.body), "{request}");
+    }
+    let (status, ready) = json_of(format!("http://{reflected}/readyz")).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["schema"]["source"], "reflection");
+    let loaded = log.wait_for("schema loaded", Duration::from_secs(5), |_| true);
+    assert_eq!(loaded["source"], "reflection");
+    assert_eq!(loaded["hash"], ready["schema"]["hash"]);
+    // The reflection and health services themselves are not fronted.
+    let (_, openapi) = json_of(format!("http://{reflected}/openapi.json")).await;
+    let paths: Vec<&String> = openapi["paths"].as_object().expect("paths").keys().collect();
+    assert!(paths.iter().any(|p| *p == "/users"), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.contains("grpc.")), "{paths:?}");
+}
+
+#[tokio::test]
+async fn reflection_gateway_starts_before_its_upstream_and_serves_once_it_answers() {
+    let port = free_port();
+    let config = shipped_config_str();
+    let upstream = format!("http://127.0.0.1:{port}");
+    let (_gateway, addr, _log) = spawn_gateway(
+        &[
+            "--config",
+            &config,
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--schema",
+            "reflection",
+        ],
+        &[],
+    );
+    let (status, body) = json_of(format!("http://{addr}/users?ids=1")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], 14, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no schema yet")),
+        "{body}"
+    );
+    let (status, body) = json_of(format!("http://{addr}/readyz")).await;
+    assert_eq!((status, body["code"].clone()), (503, Value::from(14)), "{body}");
+    assert_eq!(get(&format!("http://{addr}/healthz")).await.status, 200);
+
+    let (_python, _) = spawn_python_users_on(port, &[]);
+    let users = eventually(
+        "the first schema once the upstream answers",
+        Duration::from_secs(15),
+        || async {
+            let (status, body) = json_of(format!("http://{addr}/users?ids=1")).await;
+            (status == 200).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(users["data"][0]["name"], "Alice", "{users}");
+    assert_eq!(json_of(format!("http://{addr}/readyz")).await.0, 200);
+}
+
+fn run(args: &[&str]) -> Finished {
+    let mut command: Command = gateway_command();
+    command.args(args);
+    run_to_exit(command, Duration::from_secs(15))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_without_reflection_stops_startup_naming_the_cure() {
+    // A gRPC server with no reflection service: it answers those calls UNIMPLEMENTED, as
+    // grpcio ("Method not found!") and grpc-go ("unknown service") do.
+    let upstream = RecordingUpstream::start(|call| Reply {
+        result: if call.path.contains("ServerReflection") {
+            Err(tonic::Status::unimplemented("unknown service"))
+        } else {
+            Ok(bytes::Bytes::new())
+        },
+        ..Reply::message(&())
+    })
+    .await;
+    let url = format!("http://{}", upstream.addr);
+    let config = shipped_config_str();
+    let finished = tokio::task::spawn_blocking(move || {
+        run(&[
+            "--config",
+            &config,
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &url,
+            "--schema",
+            "reflection",
+        ])
+    })
+    .await
+    .expect("run");
+    assert_eq!(finished.status.code(), Some(2), "{:?}", finished.stderr);
+    let [line] = finished.stderr.as_slice() else {
+        panic!("want one stderr line: {:?}", finished.stderr);
+    };
+    for needle in [
+        "does not serve gRPC server reflection",
+        "--schema compiled",
+        "descriptors:PATH",
+        "protos:DIR",
+    ] {
+        assert!(line.contains(needle), "{needle:?} not in {line}");
+    }
+}
+
+/// A config with a short refresh interval, so that a changed file is noticed quickly.
+fn config_with_refresh(dir: &TempDir, interval: &str) -> String {
+    let text = std::fs::read_to_string(shipped_config()).expect("shipped config");
+    let text = text.replacen(
+        "source = \"compiled\"",
+        &format!("source = \"compiled\"\nrefresh_interval = \"{interval}\""),
+        1,
+    );
+    let path = dir.join("protogate.toml");
+    std::fs::write(&path, text).expect("write config");
+    path.to_str().expect("UTF-8").to_string()
+}
+
+async fn has_ping(addr: SocketAddr) -> bool {
+    let (_, openapi) = json_of(format!("http://{addr}/openapi.json")).await;
+    openapi["paths"].get("/MyService/Ping").is_some()
+}
+
+#[tokio::test]
+async fn a_changed_descriptor_file_is_served_and_a_bad_one_refused() {
+    let (_python, upstream) = spawn_python_users(&[]);
+    let dir = TempDir::new();
+    let file = dir.join("api.binpb");
+    write_descriptors(&dir, &file, false);
+    let config = config_with_refresh(&dir, "100ms");
+    let schema = format!("descriptors:{}", file.display());
+    let upstream = format!("http://{upstream}");
+    let (_gateway, addr, log) = spawn_gateway(
+        &[
+            "--config",
+            &config,
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--schema",
+            &schema,
+        ],
+        &[],
+    );
+    assert!(!has_ping(addr).await);
+    let ping = |addr: SocketAddr| async move {
+        send(
+            http::Method::POST,
+            &format!("http://{addr}/MyService/Ping"),
+            &[("content-type", "application/json")],
+            "{}".to_string(),
+        )
+        .await
+    };
+    assert_eq!(ping(addr).await.status, 404);
+    let (_, before) = json_of(format!("http://{addr}/readyz")).await;
+
+    // A new method in the file: routed and documented, without a restart. The Python
+    // service does not have it, so calling it reaches the upstream and is its 501.
+    write_descriptors(&dir, &file, true);
+    eventually(
+        "the new method in /openapi.json",
+        Duration::from_secs(10),
+        || async { has_ping(addr).await.then_some(()) },
+    )
+    .await;
+    let reply = ping(addr).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.json()["code"].clone()),
+        (501, Value::from(12))
+    );
+    let (_, after) = json_of(format!("http://{addr}/readyz")).await;
+    assert_ne!(after["schema"]["hash"], before["schema"]["hash"], "{after}");
+    log.wait_for("schema loaded", Duration::from_secs(5), |r| {
+        r["trigger"] == "interval"
+    });
+
+    // A malformed file is refused: the last good schema keeps serving.
+    std::fs::write(&file, b"\xff\xff not descriptors").expect("write junk");
+    let refused = log.wait_for(
+        "schema refused; the last good one keeps serving",
+        Duration::from_secs(10),
+        |_| true,
+    );
+    assert!(
+        refused["error"].as_str().is_some_and(|e| e.contains("api.binpb")),
+        "{refused}"
+    );
+    assert_eq!(refused["serving"], after["schema"]["hash"], "{refused}");
+    assert!(metric(addr, "protogate_schema_reloads_total{result=\"error\"}").await >= 1);
+    assert_eq!(get(&format!("http://{addr}/users?ids=1")).await.status, 200);
+    assert!(has_ping(addr).await);
+    let (_, still) = json_of(format!("http://{addr}/readyz")).await;
+    assert_eq!(still["schema"]["hash"], after["schema"]["hash"]);
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_schema() {
+    let (_python, upstream) = spawn_python_users(&[]);
+    let dir = TempDir::new();
+    let file = dir.join("api.binpb");
+    write_descriptors(&dir, &file, false);
+    // The interval is long: only the signal can make this reload happen in time.
+    let config = config_with_refresh(&dir, "1h");
+    let schema = format!("descriptors:{}", file.display());
+    let upstream = format!("http://{upstream}");
+    let (gateway, addr, log) = spawn_gateway(
+        &[
+            "--config",
+            &config,
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--schema",
+            &schema,
+        ],
+        &[],
+    );
+    write_descriptors(&dir, &file, true);
+    assert!(!has_ping(addr).await);
+    let status = Command::new("kill")
+        .args(["-HUP", &gateway.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let loaded = log.wait_for("schema loaded", Duration::from_secs(10), |r| {
+        r["trigger"] == "sighup"
+    });
+    assert_eq!(loaded["source"], schema);
+    assert!(has_ping(addr).await);
+    assert_eq!(
+        metric(addr, "protogate_schema_reloads_total{result=\"changed\"}").await,
+        1
+    );
+}
