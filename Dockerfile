@@ -7,64 +7,76 @@
 # The image ships config/ as /etc/protogate (mount your own over it, read-only);
 # PROTOGATE_LISTEN / PROTOGATE_UPSTREAM override its listen address and upstream.
 #
-# The builder and the runtime must be the same Debian release (bookworm here),
-# or the binary may need a newer glibc than the runtime has. Both images are
-# build args, so a mirror or a locally built base can stand in for them.
+# Stages:
+#   chef     the Rust image plus cargo-chef (pinned)
+#   planner  reduces the crate to recipe.json: manifests and lockfile, no code
+#   builder  builds the dependencies from the recipe (a layer that a code-only
+#            change leaves cached), then the gateway; gathers the runtime files
+#   (final)  FROM scratch: the binary, the shared libraries ldd lists for it,
+#            CA certificates, passwd/group for uid 10001, the config. No shell.
+#
+# Builds with the legacy builder (Docker 20.10, docker-compose 1.29) and with
+# BuildKit alike: no `RUN --mount`, no heredocs. RUST_IMAGE is a build arg, so a
+# mirror or a locally built base (scripts/docker-base-images) can stand in.
 ARG RUST_IMAGE=rust:1.95-bookworm
-ARG RUNTIME_IMAGE=debian:bookworm-slim
 
-FROM ${RUST_IMAGE} AS builder
+FROM ${RUST_IMAGE} AS chef
 LABEL org.protogate.build-stage=builder
+ARG CARGO_CHEF_VERSION=0.1.78
+RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}" \
+ && rm -rf "${CARGO_HOME:-/usr/local/cargo}/registry"
 WORKDIR /build
-# Writes a `fn main() {}` stub for every Cargo target the manifest names
-# (bins, benches, tests, examples, lib) whose file is missing, so cargo can
-# resolve and build the dependency graph without the real sources.
-# hadolint ignore=SC2016
-RUN printf '%s\n' \
-  '#!/bin/sh' \
-  'set -eu' \
-  'awk '"'"'function flush() { if (kind != "") { p = path; if (p == "") { if (kind == "lib") p = "src/lib.rs"; else if (kind == "bin") p = "src/bin/" name ".rs"; else if (kind == "bench") p = "benches/" name ".rs"; else if (kind == "test") p = "tests/" name ".rs"; else if (kind == "example") p = "examples/" name ".rs" } print p } kind = ""; name = ""; path = "" }' \
-  '/^[[:space:]]*\[/ { flush(); if ($0 ~ /^[[:space:]]*\[\[(bin|bench|test|example)\]\]/) { kind = $0; gsub(/[^a-z]/, "", kind) } else if ($0 ~ /^[[:space:]]*\[lib\]/) kind = "lib"; next }' \
-  'kind != "" && /^[[:space:]]*name[[:space:]]*=/ { v = $0; sub(/^[^"]*"/, "", v); sub(/".*/, "", v); name = v }' \
-  'kind != "" && /^[[:space:]]*path[[:space:]]*=/ { v = $0; sub(/^[^"]*"/, "", v); sub(/".*/, "", v); path = v }' \
-  'END { flush() }'"'"' Cargo.toml | while read -r p; do' \
-  '  [ -n "$p" ] && [ ! -e "$p" ] || continue' \
-  '  mkdir -p "$(dirname "$p")" && echo "fn main() {}" > "$p"' \
-  'done' \
-  > /usr/local/bin/cargo-stub-targets \
- && chmod +x /usr/local/bin/cargo-stub-targets
 
-# 1. Dependencies only (this layer is rebuilt only when Cargo.toml or
-#    Cargo.lock change): stub sources and a no-op build script, which still
-#    makes cargo compile every [build-dependencies] crate.
-COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src \
- && echo 'fn main() {}' > src/main.rs && : > src/lib.rs && echo 'fn main() {}' > build.rs \
- && cargo-stub-targets \
- && cargo build --release --locked --bin protogate \
- && rm -rf src build.rs benches tests examples \
-      target/release/protogate* target/release/deps/protogate-* target/release/deps/libprotogate-* \
-      target/release/.fingerprint/protogate-* target/release/build/protogate-*
+# Only what cargo needs to see the crate's shape. The recipe lists every target
+# it finds, so only the tests that Cargo.toml names in [[test]] come in (cargo
+# rejects a manifest whose named targets are missing): adding a test file then
+# does not rebuild the dependencies. Name a new [[test]] here too.
+FROM chef AS planner
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY src ./src
+COPY tests/streaming.rs tests/json_mapping.rs tests/otlp.rs ./tests/
+RUN cargo chef prepare --recipe-path recipe.json
 
-# 2. The crate itself. build.rs compiles proto/ with protox (no protoc).
-COPY build.rs ./
+FROM chef AS builder
+# 1. Dependencies, [build-dependencies] included. recipe.json changes only when
+#    Cargo.toml, Cargo.lock or the set of targets do, so this layer survives a
+#    code change. cook leaves a stub source for every target of the recipe in
+#    /build: the [[test]] stubs are what lets step 2 build without tests/.
+COPY --from=planner /build/recipe.json recipe.json
+RUN cargo chef cook --release --locked --bin protogate --recipe-path recipe.json
+
+# 2. The gateway. build.rs compiles proto/ with protox (no protoc).
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY src ./src
-RUN cargo-stub-targets \
- && find build.rs proto src -exec touch {} + \
- && cargo build --release --locked --bin protogate \
- && cp target/release/protogate /usr/local/bin/protogate
+RUN cargo build --release --locked --bin protogate
 
-FROM ${RUNTIME_IMAGE}
-RUN groupadd --system --gid 10001 protogate \
- && useradd --system --uid 10001 --gid protogate --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin protogate
-COPY --from=builder /usr/local/bin/protogate /usr/local/bin/protogate
+# 3. The runtime's whole filesystem, in /rootfs: the binary, every shared
+#    library ldd lists for it (the loader too), dereferenced and at the same
+#    paths; the CA bundle (for https:// upstreams); the user and group 10001;
+#    hosts from /etc/hosts before DNS, as on Debian. Then the binary must run
+#    inside it (chroot), so a missing library fails the build, not the pod.
+#    (Library paths hold no spaces, so the word-split loop is fine.)
+# hadolint ignore=SC2013
+RUN ldd target/release/protogate > /tmp/ldd.txt \
+ && mkdir -p /rootfs/usr/local/bin /rootfs/etc/ssl/certs \
+ && cp target/release/protogate /rootfs/usr/local/bin/protogate \
+ && for lib in $(grep -o '/[^ ]*' /tmp/ldd.txt); do \
+      cp --parents --dereference "$lib" /rootfs/; \
+    done \
+ && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ \
+ && echo 'protogate:x:10001:10001:protogate:/nonexistent:/sbin/nologin' > /rootfs/etc/passwd \
+ && echo 'protogate:x:10001:' > /rootfs/etc/group \
+ && echo 'hosts: files dns' > /rootfs/etc/nsswitch.conf \
+ && chroot --userspec=10001:10001 /rootfs /usr/local/bin/protogate --version
+
+FROM scratch
+COPY --from=builder /rootfs/ /
 # Default config; compose (and you) mount your own over /etc/protogate.
 COPY config/ /etc/protogate/
 USER 10001:10001
 EXPOSE 8080
-# The image has no curl: the binary probes itself. Assumes the default port.
+# There is no shell and no curl: the binary probes itself. Assumes the default port.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/protogate", "healthcheck", "--url", "http://127.0.0.1:8080/healthz"]
 # Exec form: protogate is PID 1 and gets SIGTERM itself (graceful drain).

@@ -1,38 +1,110 @@
 //! The proto3 JSON mapping, end to end over the test protos (`--features test-protos`): a
 //! table of HTTP JSON in → the message the upstream received → JSON out, for every scalar
 //! type, composite types and the well-known types. The upstream echoes what it received.
-//! Where pbjson deviates from the spec, the expected output pins today's behaviour and the
-//! README lists the deviation.
+//!
+//! Every case runs through both codecs: the compiled one (pbjson) and the dynamic one
+//! (prost-reflect, the same descriptors loaded at run time with `--schema descriptors:`).
+//! They must answer byte for byte the same, send the upstream the same bytes, and refuse the
+//! same inputs; where pbjson departs from the spec (`Any`, non-finite floats, a `null`
+//! `Value`) both give the spec's form.
 
 mod support;
 
 use bytes::Bytes;
 use http::Method;
 use serde_json::{Value, json};
-use support::gateway::TestGateway;
+use support::gateway::{TestGateway, dynamic_schema_config};
 use support::http::send;
 use support::upstream::{RecordingUpstream, Reply};
 
-async fn echo_gateway() -> (RecordingUpstream, TestGateway) {
-    let upstream = RecordingUpstream::start(|call| Reply {
+/// The configs of the two codecs: compiled, dynamic.
+fn both_codecs() -> [String; 2] {
+    [String::new(), dynamic_schema_config()]
+}
+
+/// One echo upstream and gateway per codec.
+struct Codecs {
+    compiled: TestGateway,
+    dynamic: TestGateway,
+    compiled_upstream: RecordingUpstream,
+    dynamic_upstream: RecordingUpstream,
+}
+
+impl Codecs {
+    /// What the upstream received, asserting that both codecs sent the same bytes.
+    fn calls(&self) -> Vec<support::upstream::Recorded> {
+        let compiled = self.compiled_upstream.calls();
+        let dynamic = self.dynamic_upstream.calls();
+        let view = |calls: &[support::upstream::Recorded]| -> Vec<(String, Bytes)> {
+            calls
+                .iter()
+                .map(|c| (c.path.clone(), c.message.clone()))
+                .collect()
+        };
+        assert_eq!(
+            view(&compiled),
+            view(&dynamic),
+            "the codecs sent different messages"
+        );
+        compiled
+    }
+
+    fn only_call(&self) -> support::upstream::Recorded {
+        let mut calls = self.calls();
+        assert_eq!(calls.len(), 1, "want exactly one upstream call");
+        calls.remove(0)
+    }
+}
+
+async fn echo_upstream() -> RecordingUpstream {
+    RecordingUpstream::start(|call| Reply {
         result: Ok(call.message.clone()),
         ..Reply::message(&())
     })
-    .await;
-    let gateway = TestGateway::start(upstream.addr, "").await;
-    (upstream, gateway)
+    .await
 }
 
-async fn post(gateway: &TestGateway, path: &str, body: &Value) -> (u16, Value) {
-    let reply = send(
-        Method::POST,
-        &gateway.url(path),
-        &[("content-type", "application/json")],
-        body.to_string(),
-    )
-    .await;
-    let json = reply.json();
-    (reply.status.as_u16(), json)
+/// An echo upstream and gateway for each codec.
+async fn echo_gateway() -> Codecs {
+    let compiled_upstream = echo_upstream().await;
+    let dynamic_upstream = echo_upstream().await;
+    codecs(compiled_upstream, dynamic_upstream).await
+}
+
+/// A gateway for each codec, in front of its upstream.
+async fn codecs(compiled_upstream: RecordingUpstream, dynamic_upstream: RecordingUpstream) -> Codecs {
+    Codecs {
+        compiled: TestGateway::start(compiled_upstream.addr, "").await,
+        dynamic: TestGateway::start(dynamic_upstream.addr, &dynamic_schema_config()).await,
+        compiled_upstream,
+        dynamic_upstream,
+    }
+}
+
+/// Posts `body` through both codecs, asserts that they answer the same status and the same
+/// bytes and sent the upstream the same message, and returns the answer.
+async fn post(codecs: &Codecs, path: &str, body: &Value) -> (u16, Value) {
+    let mut answers = Vec::new();
+    for gateway in [&codecs.compiled, &codecs.dynamic] {
+        let reply = send(
+            Method::POST,
+            &gateway.url(path),
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
+        .await;
+        answers.push((reply.status.as_u16(), reply.body.clone(), reply.json()));
+    }
+    let (compiled, dynamic) = (&answers[0], &answers[1]);
+    assert_eq!(
+        (compiled.0, &compiled.1),
+        (dynamic.0, &dynamic.1),
+        "{path} {body}: compiled answered {}, dynamic {}",
+        String::from_utf8_lossy(&compiled.1),
+        String::from_utf8_lossy(&dynamic.1)
+    );
+    codecs.calls();
+    (compiled.0, compiled.2.clone())
 }
 
 use protogate::pb::protogate::test::v1::{
@@ -50,7 +122,8 @@ fn all_scalars_json() -> Value {
 
 #[tokio::test]
 async fn every_scalar_round_trips() {
-    let (upstream, gateway) = echo_gateway().await;
+    let gateway = echo_gateway().await;
+    let upstream = &gateway;
     let (status, out) = post(&gateway, "/v1/echo", &all_scalars_json()).await;
     assert_eq!((status, out), (200, all_scalars_json()));
     let sent: Scalars = upstream.only_call().decode();
@@ -65,7 +138,7 @@ async fn every_scalar_round_trips() {
 
 #[tokio::test]
 async fn lenient_inputs_print_canonically() {
-    let (_upstream, gateway) = echo_gateway().await;
+    let gateway = echo_gateway().await;
     // (input, the members of the output that show the canonical form)
     let cases = [
         (json!({"int64Value": 5}), json!({"int64Value": "5"})),
@@ -75,11 +148,10 @@ async fn lenient_inputs_print_canonically() {
             json!({"int32_value": 1, "string_value": "proto names"}),
             json!({"int32Value": 1, "stringValue": "proto names"}),
         ),
-        // Accepted in; pbjson prints non-finite floats as null (spec: "NaN", "-Infinity").
-        // Pinned here; listed in the README.
+        // Non-finite floats as the spec writes them, both ways (pbjson alone prints null).
         (
             json!({"doubleValue": "NaN", "floatValue": "-Infinity"}),
-            json!({"doubleValue": null, "floatValue": null}),
+            json!({"doubleValue": "NaN", "floatValue": "-Infinity"}),
         ),
         (json!({"bytesValue": "-_8="}), json!({"bytesValue": "+/8="})),
         (json!({"maybe": null}), json!({})),
@@ -97,7 +169,8 @@ async fn lenient_inputs_print_canonically() {
 
 #[tokio::test]
 async fn bad_values_are_400_naming_the_problem() {
-    let (upstream, gateway) = echo_gateway().await;
+    let gateway = echo_gateway().await;
+    let upstream = &gateway;
     for (input, needle) in [
         (json!({"int32Value": 2147483648i64}), "int32Value"),
         (json!({"uint32Value": -1}), "uint32Value"),
@@ -119,7 +192,8 @@ async fn bad_values_are_400_naming_the_problem() {
 
 #[tokio::test]
 async fn composite_and_well_known_types_round_trip() {
-    let (upstream, gateway) = echo_gateway().await;
+    let gateway = echo_gateway().await;
+    let upstream = &gateway;
     let input = json!({"inner":{"label":"a","children":[{"label":"b"}]},"counts":{"x":1},
         "byId":{"7":{"label":"seven"}},"text":"hi","at":"2024-01-02T03:04:05.123Z","took":"1.5s",
         "wrappedInt":5,"wrappedString":"s","wrappedBool":false,"attributes":{"k":[1,"two",null]},
@@ -145,11 +219,12 @@ async fn composite_and_well_known_types_round_trip() {
     assert_eq!(sent.by_id.get(&7).map(|i| i.label.as_str()), Some("seven"));
 }
 
-/// proto3 JSON: `null` means the default. (For `google.protobuf.Value` it should be the null
-/// value; pbjson makes it unset.)
+/// proto3 JSON: `null` means the default, except for `google.protobuf.Value`, where it is the
+/// null value (pbjson alone would make it unset).
 #[tokio::test]
 async fn null_means_default_except_for_value() {
-    let (upstream, gateway) = echo_gateway().await;
+    let gateway = echo_gateway().await;
+    let upstream = &gateway;
     let (status, out) = post(
         &gateway,
         "/v1/echo",
@@ -172,43 +247,70 @@ async fn null_means_default_except_for_value() {
     )
     .await;
     assert_eq!(status, 200, "{out}");
-    assert!(out.get("anything").is_none(), "{out}");
+    assert_eq!(out["anything"], Value::Null, "{out}");
+    assert!(out.get("anything").is_some(), "the null value is printed: {out}");
     assert_eq!(
         out["inner"],
         json!({"label": "", "children": [{"label": "", "children": []}]})
     );
     assert_eq!(out["counts"], json!({}));
     let sent: Rich = upstream.calls()[1].decode();
-    // pbjson reads a null `google.protobuf.Value` as unset rather than as the null value
-    // (a deviation, pinned here and listed in the README).
-    assert_eq!(sent.anything, None);
+    assert_eq!(
+        sent.anything.and_then(|v| v.kind),
+        Some(pbjson_types::value::Kind::NullValue(0)),
+        "a null Value reaches the upstream as the null value"
+    );
 }
 
-/// pbjson does not resolve `Any` through a type registry: it prints `typeUrl` and base64
-/// `value` instead of `@type` and the message's own fields. Pinned here; see the README.
+/// `Any` in the spec's form, both ways: `@type` and the packed message's own fields, resolved
+/// through the descriptors (pbjson alone would want `typeUrl` and base64 `value`).
 #[tokio::test]
-async fn any_uses_pbjson_form_pinned() {
-    let (_upstream, gateway) = echo_gateway().await;
-    let detail = json!({"detail":{"typeUrl":"type.googleapis.com/protogate.test.v1.Book","value":"EgFU"}});
+async fn any_uses_the_spec_form_with_type() {
+    let gateway = echo_gateway().await;
+    let upstream = &gateway;
+    let detail = json!({"detail":{"@type":"type.googleapis.com/protogate.test.v1.Book",
+        "name":"shelves/1/books/2","title":"T","cover":"GREEN","pages":"300"}});
     let (status, out) = post(&gateway, "/v1/rich", &detail).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{out}");
     assert_eq!(out["detail"], detail["detail"]);
+    let sent: Rich = upstream.only_call().decode();
+    let any = sent.detail.expect("detail sent");
+    assert_eq!(any.type_url, "type.googleapis.com/protogate.test.v1.Book");
+    let book: Book = prost::Message::decode(any.value.as_ref()).expect("a Book inside");
+    assert_eq!((book.title.as_str(), book.pages), ("T", 300));
+    // pbjson's own form is not the spec's: refused by both codecs alike.
+    let (status, out) = post(
+        &gateway,
+        "/v1/rich",
+        &json!({"detail":{"typeUrl":"type.googleapis.com/protogate.test.v1.Book","value":"EgFU"}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{out}");
+    // An Any whose type the schema does not know cannot be read either.
+    let (status, _) = post(
+        &gateway,
+        "/v1/rich",
+        &json!({"detail":{"@type":"type.googleapis.com/x.Unknown"}}),
+    )
+    .await;
+    assert_eq!(status, 400);
 }
 
 /// An enum number the gateway does not know (added upstream later) must not turn a good
 /// reply into an error: it prints as a number.
 #[tokio::test]
 async fn unknown_enum_number_from_upstream_still_succeeds() {
-    let upstream = RecordingUpstream::start(|_| {
-        Reply::message(&Scalars {
-            color: 99,
-            colors: vec![1, 42],
-            string_value: "ok".into(),
-            ..Default::default()
+    let reply = || {
+        RecordingUpstream::start(|_| {
+            Reply::message(&Scalars {
+                color: 99,
+                colors: vec![1, 42],
+                string_value: "ok".into(),
+                ..Default::default()
+            })
         })
-    })
-    .await;
-    let gateway = TestGateway::start(upstream.addr, "").await;
+    };
+    let gateway = codecs(reply().await, reply().await).await;
     let (status, out) = post(&gateway, "/v1/echo", &json!({})).await;
     assert_eq!(status, 200, "{out}");
     assert_eq!(
@@ -224,6 +326,12 @@ async fn unknown_enum_number_from_upstream_still_succeeds() {
 
 #[tokio::test]
 async fn every_http_rule_form_binds() {
+    for config in both_codecs() {
+        every_http_rule_form_binds_with(&config).await;
+    }
+}
+
+async fn every_http_rule_form_binds_with(config: &str) {
     let upstream = RecordingUpstream::start(|call| match call.path.rsplit('/').next().unwrap_or_default() {
         "GetBook" | "PublishBook" | "UpdateBook" | "ListFiles" => Reply::message(&Book {
             name: "shelves/1/books/2".into(),
@@ -238,7 +346,7 @@ async fn every_http_rule_form_binds() {
         _ => Reply::message(&()),
     })
     .await;
-    let gateway = TestGateway::start(upstream.addr, "").await;
+    let gateway = TestGateway::start(upstream.addr, config).await;
     let book = json!({"name":"shelves/1/books/2","title":"T","cover":"GREEN","pages":"300"});
     let json_ct = [("content-type", "application/json")];
 

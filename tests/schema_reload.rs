@@ -218,9 +218,13 @@ async fn upstream_without_reflection_stops_startup_naming_the_cure() {
 /// A config with a short refresh interval, so that a changed file is noticed quickly.
 fn config_with_refresh(dir: &TempDir, interval: &str) -> String {
     let text = std::fs::read_to_string(shipped_config()).expect("shipped config");
+    assert!(
+        text.contains("refresh_interval = \"30s\""),
+        "the shipped config sets the interval"
+    );
     let text = text.replacen(
-        "source = \"compiled\"",
-        &format!("source = \"compiled\"\nrefresh_interval = \"{interval}\""),
+        "refresh_interval = \"30s\"",
+        &format!("refresh_interval = \"{interval}\""),
         1,
     );
     let path = dir.join("protogate.toml");

@@ -8,7 +8,7 @@ use http::Method;
 use prost::Message;
 use protogate::pb::protogate_unpackaged::{User, UserReply, UserReq};
 use serde_json::{Value, json};
-use support::gateway::TestGateway;
+use support::gateway::{TestGateway, dynamic_schema_config};
 use support::http::send;
 use support::upstream::{RecordingUpstream, Reply};
 
@@ -69,8 +69,16 @@ fn user_case(
     }
 }
 
+/// The table runs through both codecs: the compiled one, and the dynamic one of a runtime
+/// schema (the same descriptors as `--schema descriptors:`).
 #[tokio::test]
 async fn transcoding_table() {
+    for config in [String::new(), dynamic_schema_config()] {
+        transcoding_table_with(&config).await;
+    }
+}
+
+async fn transcoding_table_with(config: &str) {
     let upstream = RecordingUpstream::start(|call| {
         if call.path == "/MyService/User" {
             Reply::message(&users_reply())
@@ -79,7 +87,7 @@ async fn transcoding_table() {
         }
     })
     .await;
-    let gateway = TestGateway::start(upstream.addr, "").await;
+    let gateway = TestGateway::start(upstream.addr, config).await;
     let cases = [
         user_case("comma list via alias", Method::GET, "/users?ids=1,2", "", &[1, 2]),
         user_case(

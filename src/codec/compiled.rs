@@ -1,15 +1,24 @@
 //! The compiled codec: the protos built into the binary, with pbjson's serde impls for the
 //! JSON and prost for the bytes. `build.rs` writes one [`Factory`] per RPC (`COMPILED`, a
 //! table of data plus one monomorphised constructor each); every branch is here.
+//!
+//! pbjson departs from the proto3 JSON mapping in three places: it reads and prints `Any` as
+//! `{typeUrl, value}` instead of `@type` and the packed message's fields, prints a NaN or an
+//! infinity as `null` instead of `"NaN"`/`"Infinity"`, and reads a `null` `Value` as unset.
+//! Types that can meet these go through the dynamic codec's descriptors instead, so that
+//! both codecs answer the spec's form, byte for byte; the seed's and most types never do
+//! and keep the fast path. The same fallback prints an enum number that the gateway's
+//! descriptors do not know (a value added upstream later) as a number.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use prost_reflect::{MessageDescriptor, MethodDescriptor};
+use prost_reflect::{Kind, MessageDescriptor, MethodDescriptor};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::dynamic::{self, Output, any_message};
 use super::{Codec, request_error};
 use crate::error::GatewayError;
 use crate::grpc;
@@ -32,10 +41,17 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     COMPILED.iter().map(|(name, _)| *name)
 }
 
-/// pbjson for request type `I` and reply type `O`.
+/// pbjson for request type `I` and reply type `O`, with the dynamic codec where pbjson is
+/// off the spec.
 struct Compiled<I, O> {
-    /// The reply's descriptor, to render what pbjson cannot (see `render`).
-    output: MessageDescriptor,
+    input: MessageDescriptor,
+    /// The request holds an `Any` or a `Value`: read through the descriptors.
+    input_by_descriptor: bool,
+    output: Output,
+    /// The reply holds an `Any`: printed through the descriptors.
+    output_any: bool,
+    /// The reply holds floats, which pbjson prints as `null` when they are not finite.
+    output_floats: bool,
     types: PhantomData<fn(I) -> O>,
 }
 
@@ -45,9 +61,25 @@ where
     I: prost::Message + DeserializeOwned + 'static,
     O: prost::Message + Default + Serialize + 'static,
 {
+    let input = method.input();
+    let output = method.output();
     Arc::new(Compiled::<I, O> {
-        output: method.output(),
+        input_by_descriptor: holds(&input, &["google.protobuf.Any", "google.protobuf.Value"]),
+        output_any: holds(&output, &["google.protobuf.Any"]),
+        output_floats: any_message(&output, &mut |m| {
+            m.fields().any(|f| matches!(f.kind(), Kind::Double | Kind::Float))
+        }),
+        output: Output::new(output),
+        input,
         types: PhantomData,
+    })
+}
+
+/// Whether a field of `message`, or of a message it holds, is one of `types`.
+fn holds(message: &MessageDescriptor, types: &[&str]) -> bool {
+    any_message(message, &mut |m| {
+        m.fields()
+            .any(|f| matches!(f.kind(), Kind::Message(t) if types.contains(&t.full_name())))
     })
 }
 
@@ -57,41 +89,39 @@ where
     O: prost::Message + Default + Serialize + 'static,
 {
     fn encode_request(&self, request: &serde_json::Value) -> Result<Bytes, GatewayError> {
-        let message = I::deserialize(request).map_err(|e| request_error(&e))?;
-        Ok(grpc::frame(&message))
+        if self.input_by_descriptor {
+            return dynamic::encode(&self.input, request);
+        }
+        match I::deserialize(request) {
+            Ok(message) => Ok(grpc::frame(&message)),
+            // The dynamic codec words the refusal, so that both codecs answer one input with
+            // one message (pbjson's can be as bare as "data did not match any variant").
+            Err(err) => match dynamic::encode(&self.input, request) {
+                Err(refused) => Err(refused),
+                Ok(_) => Err(request_error(err.to_string())),
+            },
+        }
     }
 
     fn decode_reply(&self, reply: Bytes) -> Result<Vec<u8>, GatewayError> {
-        let message = O::decode(reply)
+        if self.output_any {
+            return self.output.render(reply);
+        }
+        let message = O::decode(reply.clone())
             .map_err(|e| GatewayError::bad_upstream_reply(format!("upstream reply does not decode: {e}")))?;
-        render(&message, &self.output)
+        match serde_json::to_vec(&message) {
+            // A `null` where floats may be is a non-finite float as pbjson prints it (or a
+            // null elsewhere, which the descriptors print the same anyway).
+            Ok(json) if !(self.output_floats && contains(&json, b"null")) => Ok(json),
+            Ok(_) => self.output.render(reply),
+            Err(err) => {
+                tracing::debug!(error = %err, "reply rendered through descriptors");
+                self.output.render(reply)
+            }
+        }
     }
 }
 
-/// A reply message as proto3 JSON. pbjson cannot print an enum number that the gateway's
-/// descriptors do not know (a value added upstream after the gateway was built), and a
-/// successful reply must not become an error for that: such a message is rendered again
-/// through prost-reflect, which prints the unknown number as a number, as the proto3 JSON
-/// mapping allows.
-fn render<O: prost::Message + Serialize>(
-    message: &O,
-    output: &MessageDescriptor,
-) -> Result<Vec<u8>, GatewayError> {
-    let pbjson_error = match serde_json::to_vec(message) {
-        Ok(json) => return Ok(json),
-        Err(err) => err,
-    };
-    let cannot =
-        |why: String| GatewayError::bad_upstream_reply(format!("reply cannot be rendered as JSON: {why}"));
-    let dynamic = prost_reflect::DynamicMessage::decode(output.clone(), message.encode_to_vec().as_slice())
-        .map_err(|e| cannot(e.to_string()))?;
-    let options = prost_reflect::SerializeOptions::new()
-        .skip_default_fields(false)
-        .stringify_64_bit_integers(true);
-    let mut json = Vec::new();
-    dynamic
-        .serialize_with_options(&mut serde_json::Serializer::new(&mut json), &options)
-        .map_err(|e| cannot(e.to_string()))?;
-    tracing::debug!(error = %pbjson_error, "reply rendered through descriptors");
-    Ok(json)
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -10,6 +10,7 @@
 
 pub mod compiled;
 pub mod dynamic;
+mod keys;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,9 +141,8 @@ pub async fn server_streaming(codec: Arc<dyn Codec>, call: Call) -> Result<Strea
 }
 
 /// A failure to decode the merged request object into the request type (a 400), reported
-/// against the field that serde names when it names one.
-fn request_error(err: &serde_json::Error) -> GatewayError {
-    let text = err.to_string();
+/// against the field that the error names when it names one.
+fn request_error(text: String) -> GatewayError {
     let field = text
         .split('`')
         .nth(1)

@@ -1,9 +1,9 @@
 //! The reload loop of a runtime schema source: reads the source again every
 //! `schema.refresh_interval` (reflection each time, files when their modification time
 //! changed), on SIGHUP, and soon after an upstream answered UNIMPLEMENTED. While no first
-//! schema has come (reflection with the upstream still down) it tries every second, up to
-//! the interval. Each outcome is one log line and one `protogate_schema_reloads_total`
-//! count; a refused schema leaves the last good one serving.
+//! schema has come (reflection with the upstream still down) it tries after 1 s, doubling
+//! up to 5 s (never beyond the interval). Each outcome is one log line and one
+//! `protogate_schema_reloads_total` count; a refused schema leaves the last good one serving.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -11,6 +11,10 @@ use std::time::Duration;
 use super::Gateway;
 use crate::config::SchemaSource;
 use crate::schema::live::{LiveSchema, Reloaded};
+
+/// The longest pause between tries while no first schema has come: an upstream that is
+/// starting is noticed within seconds, whatever the refresh interval.
+const MAX_RETRY: Duration = Duration::from_secs(5);
 
 /// What made the loop read the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +78,7 @@ async fn run(gateway: Weak<Gateway>, live: Arc<LiveSchema>, interval: Duration) 
         retry = if loaded || !waiting {
             Duration::from_secs(1)
         } else {
-            (retry * 2).min(interval)
+            (retry * 2).min(MAX_RETRY)
         };
     }
 }

@@ -82,3 +82,12 @@ impl Drop for TestGateway {
         }
     }
 }
+
+/// A config section that makes the gateway load the descriptors compiled into it as a
+/// runtime schema (`--schema descriptors:`), so that every method goes through the dynamic
+/// codec: the other half of the tests that run through both codecs.
+pub fn dynamic_schema_config() -> String {
+    let path = std::env::temp_dir().join(format!("protogate-descriptors-{}.binpb", std::process::id()));
+    std::fs::write(&path, protogate::pb::DESCRIPTOR_SET).expect("write descriptors");
+    format!("[schema]\nsource = \"descriptors:{}\"\n", path.display())
+}

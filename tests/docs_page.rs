@@ -1,0 +1,80 @@
+//! The `/docs` page in a real browser, as a person would use it: headless Chromium, driven by
+//! Selenium (`tests/browser/docs_try_it.py`), opens the page of a gateway whose schema came
+//! from the real Python service's server reflection, finds the reflected method, fills in its
+//! "try it" form, sends it, and reads the JSON answer on the page. Needs scripts/setup-browser
+//! (chromium-driver and Selenium in .venv-browser), which scripts/setup runs.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::http::get;
+use support::process::{manifest_dir, shipped_config, spawn_gateway, spawn_python_users};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_page_sends_a_reflected_method_and_shows_the_answer() {
+    let python = manifest_dir().join(".venv-browser/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/setup-browser (scripts/setup does)",
+        python.display()
+    );
+    let (_users, upstream) = spawn_python_users(&[]);
+    let config = shipped_config();
+    let (_gateway, addr, _log) = spawn_gateway(
+        &[
+            "--config",
+            config.to_str().expect("UTF-8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://{upstream}"),
+            "--schema",
+            "reflection",
+        ],
+        &[],
+    );
+    // The operation the page shows for the reflected method's unbound route.
+    let openapi = get(&format!("http://{addr}/openapi.json")).await.json();
+    let operation = openapi["paths"]["/MyService/User"]["post"]["operationId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no POST /MyService/User in {openapi}"))
+        .to_string();
+
+    let script = manifest_dir().join("tests/browser/docs_try_it.py");
+    let url = format!("http://{addr}/docs");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .args([url.as_str(), operation.as_str(), r#"{"userIDs": [1, 2]}"#])
+            .output()
+            .expect("run the browser script")
+    })
+    .await
+    .expect("browser task");
+    assert!(
+        output.status.success(),
+        "the browser script failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let page: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    assert!(
+        page["operations"].as_array().is_some_and(|ops| ops.len() >= 3),
+        "the page lists the routes: {page}"
+    );
+    let status = page["status"].as_str().unwrap_or_default();
+    assert!(status.starts_with("200 OK"), "{page}");
+    let result = page["result"].as_str().unwrap_or_default();
+    // The page shows the request line, then the pretty-printed JSON answer.
+    let (request_line, answer) = result.split_once("\n\n").unwrap_or_else(|| panic!("{page}"));
+    assert_eq!(request_line, "POST /MyService/User");
+    let answer: Value = serde_json::from_str(answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    assert_eq!(answer["message"], "success");
+    let names: Vec<&str> = answer["data"]
+        .as_array()
+        .map(|users| users.iter().filter_map(|u| u["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["Alice", "Bob"], "{answer}");
+}
