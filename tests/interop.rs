@@ -117,7 +117,8 @@ async fn seed_routes(kind: Kind, gateway: &TestGateway) {
     );
 }
 
-async fn every_status_code(kind: Kind, gateway: &TestGateway) {
+async fn every_status_code(kind: Kind, gateway: &TestGateway, gzip: bool) {
+    let tag = if gzip { " (gzip)" } else { "" };
     for code in 1..=16u16 {
         let code_text = code.to_string();
         let reply = post_user(
@@ -138,7 +139,7 @@ async fn every_status_code(kind: Kind, gateway: &TestGateway) {
     }
     row(
         kind,
-        "every status code 1-16 -> grpc-gateway's HTTP status, x-served-by kept",
+        &format!("every status code 1-16 -> grpc-gateway's HTTP status, x-served-by kept{tag}"),
     );
     let reply = post_user(
         gateway,
@@ -155,7 +156,10 @@ async fn every_status_code(kind: Kind, gateway: &TestGateway) {
             {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "INJECTED", "domain": "users.example", "metadata": {}}
         ]}),
     );
-    row(kind, "status with details (ErrorInfo) -> 404 with @type details");
+    row(
+        kind,
+        &format!("status with details (ErrorInfo) -> 404 with @type details{tag}"),
+    );
 }
 
 async fn deadline(kind: Kind, gateway: &TestGateway) {
@@ -295,7 +299,7 @@ async fn matrix(kind: Kind) {
     let (_upstream, addr) = start(kind, false).await;
     let gateway = TestGateway::start(addr, "").await;
     seed_routes(kind, &gateway).await;
-    every_status_code(kind, &gateway).await;
+    every_status_code(kind, &gateway, false).await;
     deadline(kind, &gateway).await;
     near_the_limit(kind, &gateway, false).await;
     metadata_both_ways(kind, &gateway).await;
@@ -306,7 +310,7 @@ async fn matrix(kind: Kind) {
     get_alice_and_bob(&gateway).await;
     row(kind, "gzip replies: GET /users?ids=1,2 -> 200, same JSON");
     near_the_limit(kind, &gateway, true).await;
-    every_status_code(kind, &gateway).await;
+    every_status_code(kind, &gateway, true).await;
 }
 
 async fn get_alice_and_bob(gateway: &TestGateway) {
