@@ -45,6 +45,10 @@ pub struct UpstreamConfig {
     /// How often a hostname is resolved again, to follow replicas coming and going.
     pub resolve_interval: Duration,
     pub readiness: Readiness,
+    /// The largest reply message accepted, counted after decompression; more is a 502.
+    pub max_reply_bytes: usize,
+    /// Request messages of at least this many bytes go gzip-compressed; `None`: never.
+    pub compress_requests: Option<usize>,
     /// Set exactly when `url` is `https://`.
     pub tls: Option<UpstreamTls>,
 }
@@ -52,6 +56,10 @@ pub struct UpstreamConfig {
 /// How `/readyz` asks the upstream whether it is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
+    /// `grpc.health.v1.Health/Check` for the whole server when the upstream serves it;
+    /// when it does not (UNIMPLEMENTED, as from the seed's server), that live gRPC answer
+    /// is enough. The default.
+    Auto,
     /// `grpc.health.v1.Health/Check` for this service name (`""` = the whole server).
     GrpcHealth(String),
     /// A unary method called with an empty request, such as `MyService.Health`.
@@ -151,6 +159,8 @@ struct RawUpstream {
     keepalive_timeout: Option<String>,
     resolve_interval: Option<String>,
     readiness: Option<String>,
+    max_reply_bytes: Option<usize>,
+    compress_requests: Option<usize>,
     tls: Option<tls::RawTls>,
 }
 
@@ -235,7 +245,8 @@ impl RawConfig {
             .unwrap_or_else(|| "http://127.0.0.1:50051".to_string());
         let url = parse_upstream_url(&url_text)?;
         let readiness = match u.readiness.as_deref() {
-            None | Some("grpc.health.v1") => Readiness::GrpcHealth(String::new()),
+            None | Some("auto") => Readiness::Auto,
+            Some("grpc.health.v1") => Readiness::GrpcHealth(String::new()),
             Some(other) => match other.strip_prefix("grpc.health.v1:") {
                 Some(service) => Readiness::GrpcHealth(service.to_string()),
                 None => Readiness::Method(other.to_string()),
@@ -249,6 +260,11 @@ impl RawConfig {
             keepalive_timeout: duration("upstream.keepalive_timeout", u.keepalive_timeout, "20s")?,
             resolve_interval: duration("upstream.resolve_interval", u.resolve_interval, "5s")?,
             readiness,
+            max_reply_bytes: positive(
+                "upstream.max_reply_bytes",
+                u.max_reply_bytes.unwrap_or(4 * 1024 * 1024),
+            )?,
+            compress_requests: u.compress_requests,
             tls: tls::RawTls::validate(u.tls, &url)?,
             url,
         };

@@ -23,7 +23,7 @@ fn empty_config_gives_defaults() {
     let config = parse("").expect("empty is fine");
     assert_eq!(config.listen, "0.0.0.0:8080".parse().expect("addr"));
     assert_eq!(config.upstream.url, "http://127.0.0.1:50051");
-    assert_eq!(config.upstream.readiness, Readiness::GrpcHealth(String::new()));
+    assert_eq!(config.upstream.readiness, Readiness::Auto);
     assert!(config.transcoding.unbound_methods);
     assert_eq!(config.transcoding.unknown_query_parameters, UnknownParams::Reject);
     assert_eq!(config.server.max_body_bytes, 1024 * 1024);
@@ -116,6 +116,10 @@ fn readiness_forms() {
         method.upstream.readiness,
         Readiness::Method("MyService.Health".into())
     );
+    let strict = parse("[upstream]\nreadiness = \"grpc.health.v1\"").expect("valid");
+    assert_eq!(strict.upstream.readiness, Readiness::GrpcHealth(String::new()));
+    let auto = parse("[upstream]\nreadiness = \"auto\"").expect("valid");
+    assert_eq!(auto.upstream.readiness, Readiness::Auto);
     let service = parse("[upstream]\nreadiness = \"grpc.health.v1:MyService\"").expect("valid");
     assert_eq!(
         service.upstream.readiness,
@@ -162,6 +166,10 @@ fn binary_and_shipped_defaults_agree_on_every_limit() {
         // grpc-core servers GOAWAY a client that pings more often than every 5 minutes
         // while no data flows (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS).
         assert!(u.keepalive_interval >= Duration::from_secs(300));
+        // tonic's and grpc-go's default decode limit, counted after decompression.
+        assert_eq!(u.max_reply_bytes, 4 * 1024 * 1024);
+        assert_eq!(u.compress_requests, None);
+        assert_eq!(u.readiness, Readiness::Auto);
     }
 }
 

@@ -1,11 +1,10 @@
-//! gRPC over one HTTP/2 stream of an upstream connection (the byte-level format is in
-//! `grpc/wire.rs`): the request head (`:path`,
-//! `content-type: application/grpc`, `te: trailers`, `grpc-timeout`, metadata), the
-//! length-prefixed message framing (gRPC's PROTOCOL-HTTP2.md), and the reply: initial
-//! metadata, messages, and the status in the trailers (or in the head, for a trailers-only
-//! reply). Every transport failure becomes a `GatewayError` here, sorted by what it proves:
-//! a call that never got a stream is safe to retry; a `REFUSED_STREAM` was not processed
-//! (RFC 9113 §8.7); anything else after the stream opened may have been acted on.
+//! gRPC over one HTTP/2 stream of an upstream connection: the request head (`:path`,
+//! `content-type: application/grpc`, `te: trailers`, `grpc-timeout`,
+//! `grpc-accept-encoding`, metadata), the length-prefixed messages (gRPC's
+//! PROTOCOL-HTTP2.md), and the reply: initial metadata, messages, and the status in the
+//! trailers (or in the head, for a trailers-only reply). The byte-level format is in
+//! `grpc/wire.rs`, gzip in `grpc/compression.rs`, and what a broken call means (status,
+//! and whether it may be retried) in `grpc/failure.rs`.
 //!
 //! It knows bytes and statuses, not message types (the codec decodes). The deadline of a
 //! call is chosen in `grpc/deadline.rs` and sent as `grpc-timeout`; the callers bound
@@ -24,15 +23,19 @@ use tonic::metadata::MetadataMap;
 use crate::error::GatewayError;
 use crate::upstream::{Connection, InFlight, Live};
 
+mod compression;
 mod deadline;
+mod failure;
 mod wire;
 
+use compression::Encoding;
 use deadline::grpc_timeout;
 pub use deadline::{deadline, parse_grpc_timeout, parse_request_timeout};
-pub use wire::{MAX_REPLY_BYTES, frame};
+use failure::{head_error, missing_status, reply_error, sent, unsent};
 use wire::{
-    check_flag, check_head, metadata_of, not_grpc, split_frame, status_from, upstream_error, whole_frame,
+    check_head, compressed_flag, metadata_of, not_grpc, split_frame, status_from, upstream_error, whole_frame,
 };
+pub use wire::{frame, is_unimplemented_answer};
 
 const GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
 const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
@@ -58,6 +61,10 @@ pub struct Reply {
     /// The status: from the head of a trailers-only reply, or the trailers.
     trailers: Option<HeaderMap>,
     trailers_only: bool,
+    /// How compressed messages are encoded (the head's `grpc-encoding`).
+    encoding: Encoding,
+    /// The largest message accepted, after decompression (`upstream.max_reply_bytes`).
+    limit: usize,
     _in_flight: InFlight,
 }
 
@@ -70,15 +77,26 @@ pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<Re
         path,
         metadata,
         timeout,
-        body,
+        mut body,
     } = outgoing;
+    let settings = connection.settings();
+    let compressed = settings
+        .compress_requests
+        .filter(|threshold| body.len().saturating_sub(5) >= *threshold)
+        .and_then(|_| compression::gzip_frame(&body));
+    if let Some(gzipped) = &compressed {
+        body = gzipped.clone();
+    }
     // The upstream gets what is left of the deadline after waiting for a connection.
-    let request = head(
+    let mut request = head(
         connection,
         path,
         metadata,
         timeout.saturating_sub(started.elapsed()),
     )?;
+    if compressed.is_some() {
+        request.headers_mut().insert("grpc-encoding", compression::GZIP);
+    }
     let (response, mut stream) = sender
         .send_request(request, false)
         .map_err(|e| unsent(connection, &live, e))?;
@@ -97,11 +115,13 @@ pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<Re
         (None, Some(body))
     };
     Ok(Reply {
+        encoding: Encoding::of(&parts.headers),
         head: parts.headers,
         body,
         pending: BytesMut::new(),
         trailers,
         trailers_only,
+        limit: settings.max_reply_bytes,
         _in_flight: in_flight,
     })
 }
@@ -126,22 +146,8 @@ async fn open(connection: &Arc<Connection>) -> Result<(Live, SendRequest<Bytes>)
     }
 }
 
-/// The stream could not be opened: the connection is gone and nothing was sent.
-fn unsent(connection: &Connection, live: &Live, err: h2::Error) -> GatewayError {
-    if err.is_go_away() || err.is_io() || err.is_remote() {
-        connection.forget(live.generation, &err);
-        GatewayError::connect_failed(format!("upstream connection closed: {err}"))
-    } else {
-        GatewayError::internal(format!("upstream request rejected by HTTP/2: {err}"))
-    }
-}
-
-/// A unary exchange: exactly one message, then status OK; returns the reply's metadata
-/// (head and trailers) and the message.
-pub async fn unary(
-    connection: &Arc<Connection>,
-    outgoing: Outgoing,
-) -> Result<(MetadataMap, Bytes), GatewayError> {
+/// A unary exchange: exactly one message, then status OK.
+pub async fn unary(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<Unary, GatewayError> {
     let mut incoming = call(connection, outgoing).await?;
     let reply = incoming
         .message()
@@ -151,7 +157,18 @@ pub async fn unary(
     if incoming.message().await?.is_some() {
         return Err(not_grpc("more than one message for a unary call".to_string()));
     }
-    Ok((incoming.metadata(), reply))
+    Ok(Unary {
+        initial: incoming.initial_metadata(),
+        trailing: incoming.trailing_metadata(),
+        message: reply,
+    })
+}
+
+/// A unary call's successful reply: its message and the metadata of its head and trailers.
+pub struct Unary {
+    pub initial: MetadataMap,
+    pub trailing: MetadataMap,
+    pub message: Bytes,
 }
 
 /// The request head: pseudo-headers, gRPC headers, then the forwarded metadata.
@@ -173,6 +190,7 @@ fn head(
     headers.insert(header::TE, TRAILERS);
     headers.insert(header::USER_AGENT, USER_AGENT);
     headers.insert("grpc-timeout", grpc_timeout(timeout));
+    headers.insert("grpc-accept-encoding", compression::ACCEPT_ENCODING);
     let mut request = Request::new(());
     *request.method_mut() = http::Method::POST;
     *request.uri_mut() = uri;
@@ -205,9 +223,9 @@ impl Reply {
                 Some(Ok(chunk)) => {
                     let _ = body.flow_control().release_capacity(chunk.len());
                     // The usual case, one frame in one DATA frame: no copy.
-                    if self.pending.is_empty() && whole_frame(&chunk) && chunk.len() - 5 <= MAX_REPLY_BYTES {
-                        check_flag(chunk[0])?;
-                        return Ok(Some(chunk.slice(5..)));
+                    if self.pending.is_empty() && whole_frame(&chunk) && chunk.len() - 5 <= self.limit {
+                        let compressed = compressed_flag(chunk[0])?;
+                        return self.decode(compressed, chunk.slice(5..)).map(Some);
                     }
                     self.pending.extend_from_slice(&chunk);
                 }
@@ -230,8 +248,23 @@ impl Reply {
         metadata_of(self.head.iter().chain(trailers.into_iter().flatten()))
     }
 
+    /// The metadata of the trailers (none for a trailers-only reply, whose head holds it).
+    pub fn trailing_metadata(&self) -> MetadataMap {
+        match &self.trailers {
+            Some(trailers) if !self.trailers_only => metadata_of(trailers.iter()),
+            _ => MetadataMap::new(),
+        }
+    }
+
     fn take_frame(&mut self) -> Result<Option<Bytes>, GatewayError> {
-        split_frame(&mut self.pending)
+        match split_frame(&mut self.pending, self.limit)? {
+            Some((compressed, payload)) => self.decode(compressed, payload).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn decode(&self, compressed: bool, payload: Bytes) -> Result<Bytes, GatewayError> {
+        compression::decode(compressed, payload, &self.encoding, self.limit)
     }
 
     /// The end of the reply: OK, or the upstream's status as an error. An error keeps the
@@ -242,7 +275,7 @@ impl Reply {
             .trailers
             .as_ref()
             .and_then(status_from)
-            .ok_or_else(|| not_grpc("the reply has no grpc-status".to_string()))?;
+            .ok_or_else(|| missing_status(self.missing_why()))?;
         if status.code() == tonic::Code::Ok {
             return Ok(None);
         }
@@ -251,47 +284,12 @@ impl Reply {
         }
         Err(upstream_error(&status))
     }
-}
 
-/// A failure after the stream was sent: the connection is dropped when it is the
-/// connection's fault, and the call is classified by `reply_error`.
-fn sent(connection: &Connection, live: &Live, err: h2::Error) -> GatewayError {
-    if err.is_io() || err.is_go_away() {
-        connection.forget(live.generation, &err);
+    fn missing_why(&self) -> &'static str {
+        match (&self.trailers, self.trailers_only) {
+            (_, true) => "a reply head that ends the stream",
+            (None, false) => "the stream ended without trailers",
+            (Some(_), false) => "trailers without it",
+        }
     }
-    reply_error(err)
-}
-
-/// A failure while waiting for the reply's head. Two of them prove that the upstream did
-/// not process the call, so it may go again: a GOAWAY whose last stream id is below ours
-/// (h2 fails exactly those streams with a remote GOAWAY error; RFC 9113 §6.8), and a
-/// `REFUSED_STREAM` reset (§8.7).
-fn head_error(connection: &Connection, live: &Live, err: h2::Error) -> GatewayError {
-    if err.is_remote() && err.is_go_away() {
-        connection.forget(live.generation, &err);
-        return GatewayError::refused_by_upstream(&err);
-    }
-    if err.is_remote() && err.is_reset() && err.reason() == Some(h2::Reason::REFUSED_STREAM) {
-        return GatewayError::refused_by_upstream(&err);
-    }
-    if err.is_io() {
-        // Lost before any reply: a peer that is not an HTTP/2 server ends up here too.
-        connection.forget(live.generation, &err);
-        return not_grpc(format!("the connection was lost before a reply ({err})"));
-    }
-    sent(connection, live, err)
-}
-
-/// Sorts an HTTP/2 failure of a call the upstream may have acted on.
-fn reply_error(err: h2::Error) -> GatewayError {
-    if let (Some(reason), true) = (err.reason(), err.is_remote()) {
-        let frame = if err.is_go_away() { "GOAWAY" } else { "RST_STREAM" };
-        tracing::warn!(error = %err, frame, "upstream ended the call");
-        return GatewayError::bad_upstream_reply(format!("upstream reset the call ({reason:?})"));
-    }
-    if err.is_io() {
-        tracing::warn!(error = %crate::error::chain(&err), "upstream connection lost during a call");
-        return GatewayError::bad_upstream_reply("upstream connection lost during the call");
-    }
-    not_grpc(err.to_string())
 }

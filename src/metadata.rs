@@ -7,7 +7,9 @@
 //! `cookie`, `content-*` and `grpc-*` never do, whatever the configuration says. Values that
 //! are not valid metadata are skipped, not fatal, except a bad `-bin` value, which is a 400.
 //!
-//! Response side: upstream metadata comes back as `Grpc-Metadata-*` headers.
+//! Response side: the reply head's metadata comes back as `Grpc-Metadata-*` headers. The
+//! trailers' metadata comes back as `Grpc-Trailer-*` HTTP trailers when the client sent
+//! `TE: trailers`, as grpc-gateway does, and otherwise as `Grpc-Metadata-*` headers too.
 
 use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -18,6 +20,7 @@ use crate::error::GatewayError;
 
 const BUILT_IN: &[&str] = &["authorization", "x-request-id", "traceparent", "tracestate"];
 const METADATA_PREFIX: &str = "grpc-metadata-";
+const TRAILER_PREFIX: &str = "grpc-trailer-";
 
 /// Headers that must never reach the upstream, even when configured.
 fn is_forbidden(name: &str) -> bool {
@@ -172,6 +175,28 @@ fn insert(
 /// Copies upstream metadata into `Grpc-Metadata-*` response headers. Binary values are
 /// base64-encoded, as on the gRPC wire.
 pub fn to_http(metadata: &MetadataMap, headers: &mut HeaderMap) {
+    write(metadata, headers, METADATA_PREFIX);
+}
+
+/// Copies the upstream's trailer metadata into `Grpc-Trailer-*` HTTP trailers.
+pub fn trailers_to_http(metadata: &MetadataMap, trailers: &mut HeaderMap) {
+    write(metadata, trailers, TRAILER_PREFIX);
+}
+
+/// Whether the client takes HTTP trailers: `TE: trailers` (RFC 9110 §10.1.4).
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(http::header::TE).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',').any(|part| {
+                part.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            })
+        })
+    })
+}
+
+fn write(metadata: &MetadataMap, headers: &mut HeaderMap, prefix: &str) {
     for entry in metadata.iter() {
         let (name, value) = match entry {
             KeyAndValueRef::Ascii(key, value) => (
@@ -187,7 +212,7 @@ pub fn to_http(metadata: &MetadataMap, headers: &mut HeaderMap) {
             continue;
         }
         if let (Ok(header), Some(value)) = (
-            HeaderName::from_bytes(format!("{METADATA_PREFIX}{name}").as_bytes()),
+            HeaderName::from_bytes(format!("{prefix}{name}").as_bytes()),
             value,
         ) {
             headers.append(header, value);

@@ -112,3 +112,17 @@ fn malformed_traceparent_is_dropped_with_its_tracestate() {
         );
     }
 }
+
+#[test]
+fn te_trailers_is_found_in_any_list_position() {
+    let with = |value: &'static str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::TE, HeaderValue::from_static(value));
+        accepts_trailers(&headers)
+    };
+    assert!(with("trailers"));
+    assert!(with("gzip, Trailers"));
+    assert!(with("trailers;q=1"));
+    assert!(!with("gzip"));
+    assert!(!accepts_trailers(&HeaderMap::new()));
+}

@@ -8,40 +8,16 @@ mod support;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::eventually;
 use support::http::{get, send};
 use support::process::{
     Finished, free_port, gateway_command, manifest_dir, run_to_exit, shipped_config, spawn_gateway,
     spawn_python_users, spawn_python_users_on,
 };
 use support::upstream::{RecordingUpstream, Reply};
-
-/// A directory under the temp dir unique to this process and call; removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("protogate-reload-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        TempDir(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{TempDir, eventually};
 
 fn shipped_config_str() -> String {
     shipped_config().to_str().expect("UTF-8").to_string()
@@ -80,23 +56,8 @@ async fn reflection_serves_what_the_compiled_schema_serves() {
     let (_python, upstream) = spawn_python_users(&[]);
     let upstream = format!("http://{upstream}");
     let config = shipped_config_str();
-    let start = |schema: &str| {
-        spawn_gateway(
-            &[
-                "--config",
-                &config,
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                &upstream,
-                "--schema",
-                schema,
-            ],
-            &[],
-        )
-    };
-    let (_compiled, compiled, _) = start("compiled");
-    let (_reflected, reflected, log) = start("reflection");
+    let (_compiled, compiled, _) = gateway_on(&config, &upstream, "compiled");
+    let (_reflected, reflected, log) = gateway_on(&config, &upstream, "reflection");
     for request in [
         "/users?ids=1,2",
         "/users?ids=3",
@@ -126,19 +87,7 @@ async fn reflection_gateway_starts_before_its_upstream_and_serves_once_it_answer
     let port = free_port();
     let config = shipped_config_str();
     let upstream = format!("http://127.0.0.1:{port}");
-    let (_gateway, addr, _log) = spawn_gateway(
-        &[
-            "--config",
-            &config,
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--schema",
-            "reflection",
-        ],
-        &[],
-    );
+    let (_gateway, addr, _log) = gateway_on(&config, &upstream, "reflection");
     let (status, body) = json_of(format!("http://{addr}/users?ids=1")).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], 14, "{body}");
@@ -215,6 +164,31 @@ async fn upstream_without_reflection_stops_startup_naming_the_cure() {
     }
 }
 
+/// The gateway binary on `config`, in front of `upstream`, with `--schema schema`.
+fn gateway_on(
+    config: &str,
+    upstream: &str,
+    schema: &str,
+) -> (
+    support::process::ChildGuard,
+    SocketAddr,
+    support::process::GatewayLog,
+) {
+    spawn_gateway(
+        &[
+            "--config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            upstream,
+            "--schema",
+            schema,
+        ],
+        &[],
+    )
+}
+
 /// A config with a short refresh interval, so that a changed file is noticed quickly.
 fn config_with_refresh(dir: &TempDir, interval: &str) -> String {
     let text = std::fs::read_to_string(shipped_config()).expect("shipped config");
@@ -240,25 +214,13 @@ async fn has_ping(addr: SocketAddr) -> bool {
 #[tokio::test]
 async fn a_changed_descriptor_file_is_served_and_a_bad_one_refused() {
     let (_python, upstream) = spawn_python_users(&[]);
-    let dir = TempDir::new();
+    let dir = TempDir::new("reload");
     let file = dir.join("api.binpb");
     write_descriptors(&dir, &file, false);
     let config = config_with_refresh(&dir, "100ms");
     let schema = format!("descriptors:{}", file.display());
     let upstream = format!("http://{upstream}");
-    let (_gateway, addr, log) = spawn_gateway(
-        &[
-            "--config",
-            &config,
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--schema",
-            &schema,
-        ],
-        &[],
-    );
+    let (_gateway, addr, log) = gateway_on(&config, &upstream, &schema);
     assert!(!has_ping(addr).await);
     let ping = |addr: SocketAddr| async move {
         send(
@@ -312,30 +274,35 @@ async fn a_changed_descriptor_file_is_served_and_a_bad_one_refused() {
 }
 
 #[tokio::test]
-async fn sighup_reloads_the_schema() {
-    let (_python, upstream) = spawn_python_users(&[]);
-    let dir = TempDir::new();
+async fn sighup_reloads_the_schema_and_requests_in_flight_finish() {
+    let (_python, upstream) = spawn_python_users(&[("USERS_SERVICE_TEST_HOOKS", "1")]);
+    let dir = TempDir::new("reload");
     let file = dir.join("api.binpb");
     write_descriptors(&dir, &file, false);
     // The interval is long: only the signal can make this reload happen in time.
     let config = config_with_refresh(&dir, "1h");
     let schema = format!("descriptors:{}", file.display());
     let upstream = format!("http://{upstream}");
-    let (gateway, addr, log) = spawn_gateway(
-        &[
-            "--config",
-            &config,
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--schema",
-            &schema,
-        ],
-        &[],
-    );
+    let (gateway, addr, log) = gateway_on(&config, &upstream, &schema);
     write_descriptors(&dir, &file, true);
     assert!(!has_ping(addr).await);
+    // A request in flight across the swap finishes on the schema it started with.
+    let slow_url = format!("http://{addr}/users?ids=1");
+    let slow = tokio::spawn(async move {
+        send(
+            http::Method::GET,
+            &slow_url,
+            &[("grpc-metadata-x-test-delay-ms", "1500")],
+            bytes::Bytes::new(),
+        )
+        .await
+    });
+    eventually(
+        "the slow request to be in flight",
+        Duration::from_secs(5),
+        || async { (metric(addr, "http_server_active_requests").await >= 2).then_some(()) },
+    )
+    .await;
     let status = Command::new("kill")
         .args(["-HUP", &gateway.pid().to_string()])
         .status()
@@ -350,4 +317,111 @@ async fn sighup_reloads_the_schema() {
         metric(addr, "protogate_schema_reloads_total{result=\"changed\"}").await,
         1
     );
+    let slow = slow.await.expect("slow request");
+    assert_eq!(slow.status, 200, "{}", String::from_utf8_lossy(&slow.body));
+    assert_eq!(slow.json()["data"][0]["name"], "Alice");
+}
+
+/// A grpcio server with reflection for `proto` (the seed's, changed by the caller): stubs
+/// generated by grpcio-tools into `dir`, every method UNIMPLEMENTED; `extra` goes to the
+/// script (`--v1-only`).
+fn reflection_server(dir: &TempDir, proto: &str, port: u16, extra: &[&str]) -> support::process::ChildGuard {
+    let stubs = dir.join(&format!("stubs-{port}-{}", proto.len()));
+    std::fs::create_dir_all(&stubs).expect("stubs dir");
+    std::fs::write(stubs.join("api.proto"), proto).expect("write proto");
+    let generated = Command::new(support::process::python_venv())
+        .args(["-m", "grpc_tools.protoc", "-I"])
+        .arg(&stubs)
+        .arg(format!("--python_out={}", stubs.display()))
+        .arg(format!("--grpc_python_out={}", stubs.display()))
+        .arg(stubs.join("api.proto"))
+        .status()
+        .expect("grpc_tools.protoc");
+    assert!(generated.success(), "stubs for the changed proto");
+    let mut command = Command::new(support::process::python_venv());
+    command
+        .arg(manifest_dir().join("tests/python/reflection_server.py"))
+        .arg(&stubs)
+        .arg(port.to_string())
+        .args(extra);
+    let server = support::process::ChildGuard::spawn("reflection server", command);
+    if server
+        .stdout()
+        .wait_for(Duration::from_secs(20), |l| l == "ready")
+        .is_none()
+    {
+        server.fail("printed no \"ready\" line");
+    }
+    server
+}
+
+#[tokio::test]
+async fn an_unimplemented_answer_reloads_a_reflected_schema_at_once() {
+    let dir = TempDir::new("reload");
+    let seed = std::fs::read_to_string(manifest_dir().join("proto/api.proto")).expect("api.proto");
+    let with_ping = seed.replacen(
+        "service MyService {",
+        "service MyService {\n  rpc Ping (UserReq) returns (UserReply) {}",
+        1,
+    );
+    let port = free_port();
+    let first = reflection_server(&dir, &with_ping, port, &[]);
+    // An hour between reads: only the UNIMPLEMENTED answer can make this reload happen.
+    let config = config_with_refresh(&dir, "1h");
+    let upstream = format!("http://127.0.0.1:{port}");
+    let (_gateway, addr, log) = gateway_on(&config, &upstream, "reflection");
+    assert!(has_ping(addr).await, "the first schema has Ping");
+
+    // The service is replaced by one without Ping. The gateway still routes it; the
+    // service answers UNIMPLEMENTED, which makes the gateway read the schema again.
+    drop(first);
+    let _second = reflection_server(&dir, &seed, port, &[]);
+    let ping = || async {
+        send(
+            http::Method::POST,
+            &format!("http://{addr}/MyService/Ping"),
+            &[("content-type", "application/json")],
+            "{}".to_string(),
+        )
+        .await
+    };
+    let first_try = eventually("the new service to answer", Duration::from_secs(10), || async {
+        let reply = ping().await;
+        (reply.status != 503).then_some(reply)
+    })
+    .await;
+    assert_eq!(
+        (first_try.status.as_u16(), first_try.json()["code"].clone()),
+        (501, Value::from(12)),
+        "the service's UNIMPLEMENTED"
+    );
+    let loaded = log.wait_for("schema loaded", Duration::from_secs(10), |r| {
+        r["trigger"] == "unimplemented"
+    });
+    assert_eq!(loaded["source"], "reflection");
+    eventually(
+        "Ping to leave the route table",
+        Duration::from_secs(10),
+        || async { (ping().await.status == 404 && !has_ping(addr).await).then_some(()) },
+    )
+    .await;
+}
+
+/// A server that serves reflection only under `grpc.reflection.v1` (newer grpc-go and grpc
+/// Java): read there, without the v1alpha fallback.
+#[tokio::test]
+async fn reflection_v1_is_read_where_the_server_serves_only_it() {
+    let dir = TempDir::new("reflection-v1");
+    let seed = std::fs::read_to_string(manifest_dir().join("proto/api.proto")).expect("api.proto");
+    let port = free_port();
+    let _server = reflection_server(&dir, &seed, port, &["--v1-only"]);
+    let config = shipped_config_str();
+    let (_gateway, addr, log) = gateway_on(&config, &format!("http://127.0.0.1:{port}"), "reflection");
+    let loaded = log.wait_for("schema loaded", Duration::from_secs(10), |_| true);
+    assert_eq!(loaded["source"], "reflection");
+    let (_, openapi) = json_of(format!("http://{addr}/openapi.json")).await;
+    assert!(openapi["paths"].get("/MyService/User").is_some(), "{openapi}");
+    // Routed, and the call reaches the server (which implements nothing).
+    let (status, body) = json_of(format!("http://{addr}/users?ids=1")).await;
+    assert_eq!((status, body["code"].clone()), (501, Value::from(12)), "{body}");
 }

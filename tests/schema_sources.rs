@@ -6,9 +6,10 @@
 
 mod support;
 
+use support::TempDir;
+
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::http::get;
@@ -16,36 +17,13 @@ use support::process::{
     Finished, gateway_command, manifest_dir, run_to_exit, shipped_config, spawn_gateway, spawn_python_users,
 };
 
-/// A directory under the temp dir unique to this process and call; removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("protogate-schema-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        TempDir(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn seed_proto() -> PathBuf {
     manifest_dir().join("proto/api.proto")
 }
 
 /// The seed's proto alone in a directory, as a team would hand it over.
 fn proto_dir() -> TempDir {
-    let dir = TempDir::new();
+    let dir = TempDir::new("schema");
     std::fs::copy(seed_proto(), dir.join("api.proto")).expect("copy api.proto");
     dir
 }
@@ -95,7 +73,7 @@ fn missing_or_malformed_schema_files_stop_startup_naming_them() {
     let finished = start("descriptors:/nonexistent/api.binpb");
     assert_fails_naming(&finished, &["descriptors:/nonexistent/api.binpb", "cannot read"]);
 
-    let dir = TempDir::new();
+    let dir = TempDir::new("schema");
     let junk = dir.join("junk.binpb");
     std::fs::write(&junk, b"\xff\xff not a descriptor set").expect("write");
     let finished = start(&format!("descriptors:{}", junk.display()));
@@ -125,7 +103,7 @@ fn missing_or_malformed_schema_files_stop_startup_naming_them() {
 fn a_rule_naming_a_method_the_source_lacks_stops_startup() {
     // The shipped config routes MyService.User and MyService.Health; a proto without them
     // leaves those rules pointing at nothing.
-    let dir = TempDir::new();
+    let dir = TempDir::new("schema");
     std::fs::write(
         dir.join("other.proto"),
         "syntax = \"proto3\";\npackage other.v1;\nmessage Ping {}\nservice Pinger { rpc Ping(Ping) returns (Ping); }\n",

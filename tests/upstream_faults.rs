@@ -339,10 +339,10 @@ async fn readyz_is_503_when_the_health_check_times_out() {
     assert_eq!(upstream.only_call().path, "/MyService/Health");
 }
 
-/// An upstream that is not a gRPC server (plain HTTP/1, or HTTP/2 without gRPC framing and
-/// `grpc-status`) is a bad gateway: 502, not 500.
+/// An HTTP/2 upstream that is not a gRPC server (no gRPC content type) is a bad gateway:
+/// 502, not 500. A plain HTTP/1 server breaks the connection instead: 503, as grpc-go says.
 #[tokio::test]
-async fn upstream_that_is_not_grpc_is_502() {
+async fn upstream_that_is_not_grpc_is_502_and_one_not_http2_is_503() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let http1 = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let http1_addr = http1.local_addr().expect("addr");
@@ -372,20 +372,30 @@ async fn upstream_that_is_not_grpc_is_502() {
             });
         }
     });
-    for addr in [http1_addr, h2_addr] {
-        let gateway = TestGateway::start(addr, "").await;
-        let reply = get(&gateway.url("/users?ids=1")).await;
-        assert_eq!(
-            reply.status,
-            502,
-            "{addr}: {:?}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        assert_eq!(reply.json()["code"], 13);
-        assert!(
-            reply.json()["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("upstream is not answering gRPC"))
-        );
-    }
+    // An HTTP/2 server that is not gRPC answers, and its answer is no gRPC reply: 502.
+    let gateway = TestGateway::start(h2_addr, "").await;
+    let reply = get(&gateway.url("/users?ids=1")).await;
+    assert_eq!(reply.status, 502, "{:?}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reply.json()["code"], 13);
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("upstream is not answering gRPC"))
+    );
+    // An HTTP/1 server never speaks HTTP/2: the connection ends under the call, which
+    // every gRPC client reports as UNAVAILABLE (grpc-go: "connection closed before server
+    // preface received"). It may have read the request, so a POST is not retried.
+    let gateway = TestGateway::start(http1_addr, "").await;
+    let reply = send(
+        http::Method::POST,
+        &gateway.url("/MyService/User"),
+        &[("content-type", "application/json")],
+        "{}",
+    )
+    .await;
+    assert_eq!(reply.status, 503, "{:?}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"code": 14, "message": "upstream connection lost during the call", "details": []})
+    );
 }

@@ -73,17 +73,40 @@ impl Call {
 #[derive(Debug)]
 pub struct UnaryReply {
     pub json: Vec<u8>,
+    /// The reply head's metadata.
     pub metadata: MetadataMap,
+    /// The trailers' metadata (sent as HTTP trailers when the client accepts them).
+    pub trailers: MetadataMap,
 }
 
 /// A unary call: one request, one reply, then status OK.
 pub async fn unary(codec: &dyn Codec, call: Call) -> Result<UnaryReply, GatewayError> {
     let (connection, outgoing, timeout) = call.outgoing();
-    let (metadata, reply) = tokio::time::timeout(timeout, grpc::unary(&connection, outgoing))
+    let started = Instant::now();
+    let reply = tokio::time::timeout(timeout, grpc::unary(&connection, outgoing))
         .await
-        .map_err(|_| GatewayError::deadline_exceeded(timeout))??;
-    let json = codec.decode_reply(reply)?;
-    Ok(UnaryReply { json, metadata })
+        .map_err(|_| GatewayError::deadline_exceeded(timeout))?
+        .map_err(|err| at_the_deadline(err, started, timeout))?;
+    let json = codec.decode_reply(reply.message)?;
+    Ok(UnaryReply {
+        json,
+        metadata: reply.initial,
+        trailers: reply.trailing,
+    })
+}
+
+/// How close to the deadline an upstream CANCELLED still counts as the deadline.
+const DEADLINE_SLACK: Duration = Duration::from_millis(5);
+
+/// An upstream CANCELLED that arrives as the deadline passes is the deadline: tonic servers
+/// answer their own `grpc-timeout` expiry with CANCELLED ("Timeout expired"), and grpc-go's
+/// client turns a CANCEL at a passed deadline into DEADLINE_EXCEEDED the same way.
+fn at_the_deadline(err: GatewayError, started: Instant, timeout: Duration) -> GatewayError {
+    let cancelled = err.code() == tonic::Code::Cancelled && err.fault() == crate::error::Fault::Upstream;
+    if cancelled && started.elapsed() + DEADLINE_SLACK >= timeout {
+        return GatewayError::deadline_exceeded(timeout);
+    }
+    err
 }
 
 /// The upstream's answer to a server-streaming call: its header metadata and a stream of
@@ -135,4 +158,28 @@ fn request_error(text: String) -> GatewayError {
         .filter(|_| text.starts_with("unknown field") || text.starts_with("duplicate field"))
         .unwrap_or("body");
     GatewayError::bad_field(field, format!("invalid request: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_cancelled_at_the_deadline_is_the_deadline() {
+        let cancelled = || GatewayError::upstream_status(&tonic::Status::cancelled("Timeout expired"));
+        let timeout = Duration::from_millis(300);
+        let started = Instant::now() - timeout;
+        let err = at_the_deadline(cancelled(), started, timeout);
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+        assert_eq!(err.message(), "upstream did not answer within 300ms");
+        // Well before the deadline, CANCELLED is what the upstream meant.
+        let err = at_the_deadline(cancelled(), Instant::now(), Duration::from_secs(5));
+        assert_eq!(err.code(), tonic::Code::Cancelled);
+        // Other codes are never touched.
+        let internal = GatewayError::upstream_status(&tonic::Status::internal("x"));
+        assert_eq!(
+            at_the_deadline(internal, started, timeout).code(),
+            tonic::Code::Internal
+        );
+    }
 }

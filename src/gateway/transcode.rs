@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
+use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 
 use super::Gateway;
@@ -151,17 +152,24 @@ async fn call_route(
     let reply = outcome?;
 
     let body = match (&route.response_body, route.success_status) {
-        (_, StatusCode::NO_CONTENT) => Body::empty(),
-        (Some(field), _) => Body::from(select_field(&reply.json, field)?),
-        (None, _) => Body::from(reply.json),
+        (_, StatusCode::NO_CONTENT) => Bytes::new(),
+        (Some(field), _) => Bytes::from(select_field(&reply.json, field)?),
+        (None, _) => Bytes::from(reply.json),
     };
-    let mut response = Response::new(body);
+    let trailers = metadata::accepts_trailers(&parts.headers) && !reply.trailers.is_empty();
+    let mut response = match trailers {
+        true => with_trailers(body, &reply.trailers),
+        false => Response::new(Body::from(body)),
+    };
     *response.status_mut() = route.success_status;
     let headers = response.headers_mut();
     if route.success_status != StatusCode::NO_CONTENT {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     metadata::to_http(&reply.metadata, headers);
+    if !trailers {
+        metadata::to_http(&reply.trailers, headers);
+    }
     Ok(response)
 }
 
@@ -173,8 +181,8 @@ fn encode(
     route: &crate::routing::Route,
     vars: &[String],
     parts: &http::request::Parts,
-    bytes: bytes::Bytes,
-) -> Result<bytes::Bytes, GatewayError> {
+    bytes: Bytes,
+) -> Result<Bytes, GatewayError> {
     let query = parts.uri.query().filter(|q| !q.is_empty());
     let body = if bytes.is_empty() {
         None
@@ -202,6 +210,26 @@ fn encode(
         gateway.config.transcoding.unknown_query_parameters,
     )?;
     route.method.codec.encode_request(&request)
+}
+
+/// `body` followed by the trailer metadata as `Grpc-Trailer-*` HTTP trailers, announced in
+/// a `Trailer` header, as grpc-gateway sends them to a client that sent `TE: trailers`.
+fn with_trailers(body: Bytes, metadata: &tonic::metadata::MetadataMap) -> Response {
+    let mut trailers = http::HeaderMap::new();
+    metadata::trailers_to_http(metadata, &mut trailers);
+    let announced: Vec<&str> = trailers.keys().map(http::HeaderName::as_str).collect();
+    let announced = HeaderValue::from_str(&announced.join(", ")).ok();
+    let frames = [
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(body)),
+        Ok(hyper::body::Frame::trailers(trailers)),
+    ];
+    let mut response = Response::new(Body::new(http_body_util::StreamBody::new(
+        futures_util::stream::iter(frames),
+    )));
+    if let Some(announced) = announced {
+        response.headers_mut().insert(header::TRAILER, announced);
+    }
+    response
 }
 
 /// `response_body`: the one reply field the route answers with. pbjson emits every field,

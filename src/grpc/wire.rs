@@ -10,10 +10,6 @@ use tonic::metadata::MetadataMap;
 
 use crate::error::GatewayError;
 
-/// The largest reply message accepted (tonic's and grpc-go's default decode limit); a
-/// larger one is a 502.
-pub const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
-
 /// One message, framed: the uncompressed flag, the big-endian length, the bytes.
 pub fn frame(message: &impl prost::Message) -> Bytes {
     let len = message.encoded_len();
@@ -23,6 +19,17 @@ pub fn frame(message: &impl prost::Message) -> Bytes {
     // Encoding into a buffer with the capacity reserved cannot fail.
     let _ = message.encode(&mut buf);
     buf.freeze()
+}
+
+/// How a status inferred from the HTTP status begins (no gRPC server said it).
+const INFERRED: &str = "upstream answered HTTP";
+
+/// Whether `err` is UNIMPLEMENTED as a gRPC server says it (a method or service it does
+/// not serve), not inferred from an HTTP 404 of some other server.
+pub fn is_unimplemented_answer(err: &GatewayError) -> bool {
+    err.code() == tonic::Code::Unimplemented
+        && err.fault() == crate::error::Fault::Upstream
+        && !err.message().starts_with(INFERRED)
 }
 
 /// A gRPC reply is HTTP 200 with a gRPC content type. Other HTTP statuses map to gRPC codes
@@ -46,10 +53,7 @@ pub(super) fn check_head(status: StatusCode, headers: &HeaderMap) -> Result<(), 
                 return Err(not_grpc(format!("HTTP status {status}")));
             }
         };
-        let status = tonic::Status::new(
-            code,
-            format!("upstream answered HTTP {status} without a gRPC status"),
-        );
+        let status = tonic::Status::new(code, format!("{INFERRED} {status} without a gRPC status"));
         return Err(upstream_error(&status));
     }
     let grpc = headers
@@ -120,22 +124,26 @@ pub(super) fn metadata_of<'a>(
     MetadataMap::from_headers(metadata)
 }
 
-/// A complete frame from the front of `pending`, if there is one. A header that announces
-/// more than `MAX_REPLY_BYTES` fails at once, before the rest arrives.
-pub(super) fn split_frame(pending: &mut BytesMut) -> Result<Option<Bytes>, GatewayError> {
+/// A complete frame from the front of `pending`, if there is one: its compressed flag and
+/// its payload. A header that announces more than `limit` bytes fails at once, before the
+/// rest arrives (a compressed payload can only grow).
+pub(super) fn split_frame(
+    pending: &mut BytesMut,
+    limit: usize,
+) -> Result<Option<(bool, Bytes)>, GatewayError> {
     if pending.len() < 5 {
         return Ok(None);
     }
-    check_flag(pending[0])?;
+    let compressed = compressed_flag(pending[0])?;
     let len = frame_len(pending);
-    if len > MAX_REPLY_BYTES {
-        return Err(too_large(len));
+    if len > limit {
+        return Err(too_large(format!("{len} bytes"), limit));
     }
     if pending.len() < 5 + len {
         return Ok(None);
     }
     pending.advance(5);
-    Ok(Some(pending.split_to(len).freeze()))
+    Ok(Some((compressed, pending.split_to(len).freeze())))
 }
 
 /// Whether `chunk` is exactly one frame.
@@ -147,20 +155,19 @@ pub(super) fn frame_len(bytes: &[u8]) -> usize {
     u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize
 }
 
-/// We never offer `grpc-accept-encoding`, so a compressed message breaks the protocol.
-pub(super) fn check_flag(flag: u8) -> Result<(), GatewayError> {
+/// The compressed flag of a frame: 0 or 1 (compression.rs inflates); anything else breaks
+/// the protocol.
+pub(super) fn compressed_flag(flag: u8) -> Result<bool, GatewayError> {
     match flag {
-        0 => Ok(()),
-        1 => Err(not_grpc(
-            "a compressed message, though no compression was offered".to_string(),
-        )),
+        0 => Ok(false),
+        1 => Ok(true),
         other => Err(not_grpc(format!("message flag {other}"))),
     }
 }
 
-pub(super) fn too_large(len: usize) -> GatewayError {
+pub(super) fn too_large(what: String, limit: usize) -> GatewayError {
     GatewayError::bad_upstream_reply(format!(
-        "upstream reply too large: {len} bytes, the limit is {MAX_REPLY_BYTES}"
+        "upstream reply too large: {what}, the limit is {limit} (upstream.max_reply_bytes)"
     ))
 }
 

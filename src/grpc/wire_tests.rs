@@ -2,6 +2,8 @@
 
 use super::*;
 
+const LIMIT: usize = 4 * 1024 * 1024;
+
 #[test]
 fn frame_is_flag_length_message() {
     let framed = frame(&tonic_health::pb::HealthCheckRequest {
@@ -23,25 +25,34 @@ fn frames_split_across_chunks_and_several_per_chunk() {
     let two = frame(&tonic_health::pb::HealthCheckRequest { service: "bb".into() });
     let mut pending = BytesMut::new();
     pending.extend_from_slice(&one[..3]);
-    assert!(split_frame(&mut pending).expect("ok").is_none(), "partial header");
+    assert!(
+        split_frame(&mut pending, LIMIT).expect("ok").is_none(),
+        "partial header"
+    );
     pending.extend_from_slice(&one[3..]);
     pending.extend_from_slice(&two[..6]);
-    assert_eq!(split_frame(&mut pending).expect("ok").as_deref(), Some(&one[5..]));
+    assert_eq!(
+        split_frame(&mut pending, LIMIT).expect("ok"),
+        Some((false, one.slice(5..)))
+    );
     assert!(
-        split_frame(&mut pending).expect("ok").is_none(),
+        split_frame(&mut pending, LIMIT).expect("ok").is_none(),
         "partial message"
     );
     pending.extend_from_slice(&two[6..]);
-    assert_eq!(split_frame(&mut pending).expect("ok").as_deref(), Some(&two[5..]));
+    assert_eq!(
+        split_frame(&mut pending, LIMIT).expect("ok"),
+        Some((false, two.slice(5..)))
+    );
     assert!(pending.is_empty());
 }
 
 #[test]
-fn oversized_and_compressed_frames_are_bad_gateway() {
+fn oversized_frames_and_unknown_flags_are_bad_gateway() {
     let mut huge = BytesMut::new();
     huge.put_u8(0);
-    huge.put_u32(u32::try_from(MAX_REPLY_BYTES + 1).expect("fits"));
-    let err = split_frame(&mut huge).expect_err("too large");
+    huge.put_u32(u32::try_from(LIMIT + 1).expect("fits"));
+    let err = split_frame(&mut huge, LIMIT).expect_err("too large");
     assert_eq!(err.http_status(), StatusCode::BAD_GATEWAY);
     assert!(
         err.message().starts_with("upstream reply too large"),
@@ -49,10 +60,15 @@ fn oversized_and_compressed_frames_are_bad_gateway() {
         err.message()
     );
 
-    let mut compressed = BytesMut::from(&[1u8, 0, 0, 0, 0][..]);
-    let err = split_frame(&mut compressed).expect_err("compressed");
+    let mut compressed = BytesMut::from(&[1u8, 0, 0, 0, 1, 7][..]);
+    assert_eq!(
+        split_frame(&mut compressed, LIMIT).expect("compressed is a flag, not an error"),
+        Some((true, Bytes::from_static(&[7])))
+    );
+    let mut flag_two = BytesMut::from(&[2u8, 0, 0, 0, 0][..]);
+    let err = split_frame(&mut flag_two, LIMIT).expect_err("flag 2");
     assert_eq!(err.http_status(), StatusCode::BAD_GATEWAY);
-    assert!(err.message().contains("compressed"), "{}", err.message());
+    assert!(err.message().contains("message flag 2"), "{}", err.message());
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The probes: `/healthz` (liveness; never touches the upstream) and `/readyz` (503 while
-//! draining, else asks the upstream: grpc.health.v1 or a configured method). They take the
+//! draining, else asks the upstream: grpc.health.v1 when it serves it and a live gRPC
+//! answer otherwise (`auto`, the default), grpc.health.v1 strictly, or a configured method). They take the
 //! narrow pieces they read (the upstream, the readiness setting, the method table, the
 //! draining flag), never the whole gateway.
 
@@ -69,30 +70,14 @@ async fn ready(check: ReadyCheck<'_>) -> Result<(), GatewayError> {
         return Err(GatewayError::unavailable("draining: shutting down"));
     }
     match check.readiness {
-        Readiness::GrpcHealth(service) => {
-            let outgoing = Outgoing {
-                path: http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check"),
-                metadata: Default::default(),
-                timeout: READY_TIMEOUT,
-                body: grpc::frame(&HealthCheckRequest {
-                    service: service.clone(),
-                }),
-            };
-            let connection = check.upstream.connection()?;
-            let (_, reply) = tokio::time::timeout(READY_TIMEOUT, grpc::unary(&connection, outgoing))
-                .await
-                .map_err(|_| GatewayError::deadline_exceeded(READY_TIMEOUT))??;
-            let reply = HealthCheckResponse::decode(reply).map_err(|e| {
-                GatewayError::bad_upstream_reply(format!("upstream reply does not decode: {e}"))
-            })?;
-            match reply.status() {
-                ServingStatus::Serving => Ok(()),
-                other => Err(GatewayError::unavailable(format!(
-                    "upstream health is {}",
-                    other.as_str_name()
-                ))),
-            }
-        }
+        Readiness::GrpcHealth(service) => health_check(check.upstream, service).await,
+        // The seed's server has no grpc.health.v1: its UNIMPLEMENTED answer still proves a
+        // gRPC server that takes calls. A missing server, a non-gRPC one (an HTTP 404 is
+        // not such an answer) or a health service that says NOT_SERVING is not ready.
+        Readiness::Auto => match health_check(check.upstream, "").await {
+            Err(err) if grpc::is_unimplemented_answer(&err) => Ok(()),
+            outcome => outcome,
+        },
         Readiness::Method(name) => {
             let method = check.schema.methods().find(name).ok_or_else(|| {
                 GatewayError::internal(format!("readiness method {name} is not in the method table"))
@@ -111,5 +96,30 @@ async fn ready(check: ReadyCheck<'_>) -> Result<(), GatewayError> {
             };
             codec::unary(&*method.codec, call).await.map(|_| ())
         }
+    }
+}
+
+/// `grpc.health.v1.Health/Check` for `service`: ready when it says SERVING.
+async fn health_check(upstream: &Upstream, service: &str) -> Result<(), GatewayError> {
+    let outgoing = Outgoing {
+        path: http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check"),
+        metadata: Default::default(),
+        timeout: READY_TIMEOUT,
+        body: grpc::frame(&HealthCheckRequest {
+            service: service.to_string(),
+        }),
+    };
+    let connection = upstream.connection()?;
+    let reply = tokio::time::timeout(READY_TIMEOUT, grpc::unary(&connection, outgoing))
+        .await
+        .map_err(|_| GatewayError::deadline_exceeded(READY_TIMEOUT))??;
+    let reply = HealthCheckResponse::decode(reply.message)
+        .map_err(|e| GatewayError::bad_upstream_reply(format!("upstream reply does not decode: {e}")))?;
+    match reply.status() {
+        ServingStatus::Serving => Ok(()),
+        other => Err(GatewayError::unavailable(format!(
+            "upstream health is {}",
+            other.as_str_name()
+        ))),
     }
 }

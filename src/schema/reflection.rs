@@ -82,20 +82,18 @@ pub async fn fetch(upstream: &Upstream, timeout: Duration) -> Result<DescriptorP
     }
     services.retain(|s| !NOT_FRONTED.iter().any(|prefix| s.starts_with(prefix)));
 
+    // First the file of each service, then, round by round, any dependency still missing.
     let mut files: BTreeMap<String, FileDescriptorProto> = BTreeMap::new();
-    let requests: Vec<Request> = services.iter().map(|s| symbol(s)).collect();
-    collect(
-        &mut files,
-        exchange(upstream, path, &requests, timeout)
-            .await
-            .map_err(classify)?,
-    )?;
+    let mut requests: Vec<Request> = services.iter().map(|s| symbol(s)).collect();
     for _ in 0..MAX_DEPENDENCY_ROUNDS {
-        let missing: BTreeSet<String> = files
+        let replies = exchange(upstream, path, &requests, timeout)
+            .await
+            .map_err(classify)?;
+        collect(&mut files, replies)?;
+        let missing: BTreeSet<&String> = files
             .values()
             .flat_map(|f| f.dependency.iter())
             .filter(|d| !files.contains_key(*d))
-            .cloned()
             .collect();
         if missing.is_empty() {
             let mut pool = DescriptorPool::new();
@@ -103,13 +101,7 @@ pub async fn fetch(upstream: &Upstream, timeout: Duration) -> Result<DescriptorP
                 .map_err(|e| ReflectionError::Bad(format!("the files do not form a schema: {e}")))?;
             return Ok(pool);
         }
-        let requests: Vec<Request> = missing.iter().map(|name| filename(name)).collect();
-        collect(
-            &mut files,
-            exchange(upstream, path, &requests, timeout)
-                .await
-                .map_err(classify)?,
-        )?;
+        requests = missing.into_iter().map(|name| filename(name)).collect();
     }
     Err(ReflectionError::Bad("dependencies keep missing".to_string()))
 }

@@ -22,7 +22,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt as _;
@@ -30,6 +30,9 @@ use futures_util::future::{BoxFuture, Shared};
 use h2::client::SendRequest;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+// tokio's clock, not std's: the same instant in production, and the backoff follows paused
+// time in the unit tests (connection_tests.rs).
+use tokio::time::Instant;
 
 use super::tls::TlsSettings;
 
@@ -43,6 +46,10 @@ pub struct Settings {
     pub keepalive_interval: Duration,
     pub keepalive_timeout: Duration,
     pub tls: Option<TlsSettings>,
+    /// What the gRPC layer needs per call: the reply limit (after decompression) and the
+    /// size from which request messages are compressed.
+    pub max_reply_bytes: usize,
+    pub compress_requests: Option<usize>,
 }
 
 /// HTTP/2 flow-control windows. A stream whose HTTP client stops reading holds at most one
@@ -119,6 +126,9 @@ pub struct Connection {
     settings: Arc<Settings>,
     slot: Mutex<Slot>,
     generation: AtomicU64,
+    /// In the unit tests: the transport instead of a TCP socket (an in-memory duplex).
+    #[cfg(test)]
+    transport: Option<tests::Transport>,
 }
 
 impl Connection {
@@ -132,6 +142,8 @@ impl Connection {
                 last: None,
             }),
             generation: AtomicU64::new(0),
+            #[cfg(test)]
+            transport: None,
         })
     }
 
@@ -239,6 +251,14 @@ impl Connection {
     }
 
     async fn dial(self: &Arc<Self>) -> Result<Live, ConnectError> {
+        #[cfg(test)]
+        if let Some(transport) = &self.transport {
+            let io = transport().await.map_err(|e| ConnectError {
+                stage: "tcp connect error",
+                cause: format!("{}: {e}", self.addr),
+            })?;
+            return self.handshake(io).await;
+        }
         let tcp = TcpStream::connect(self.addr).await.map_err(|e| ConnectError {
             stage: "tcp connect error",
             cause: format!("{}: {e}", self.addr),
@@ -369,3 +389,7 @@ async fn keepalive(
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

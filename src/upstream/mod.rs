@@ -132,6 +132,8 @@ impl Upstream {
                 keepalive_interval: config.keepalive_interval,
                 keepalive_timeout: config.keepalive_timeout,
                 tls,
+                max_reply_bytes: config.max_reply_bytes,
+                compress_requests: config.compress_requests,
             }),
         })
     }

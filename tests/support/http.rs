@@ -13,6 +13,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// HTTP trailers, when the response had any.
+    pub trailers: Option<HeaderMap>,
 }
 
 impl Reply {
@@ -47,24 +49,44 @@ impl Reply {
     }
 }
 
-/// Sends one request. `headers` are added as given; `body` may be empty.
+/// Sends one request over HTTP/1.1. `headers` are added as given; `body` may be empty.
 pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    send_with(client, method, url, headers, body.into()).await
+}
+
+/// Like [`send`], over HTTP/2 with prior knowledge (h2c).
+pub async fn send_h2(method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    send_with(client, method, url, headers, body.into()).await
+}
+
+async fn send_with(
+    client: Client<HttpConnector, Full<Bytes>>,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Reply {
     let mut request = http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request.body(Full::new(body.into())).expect("valid request");
+    let request = request.body(Full::new(body)).expect("valid request");
     let response = client
         .request(request)
         .await
         .expect("request reaches the gateway");
     let (parts, body) = response.into_parts();
-    let body = body.collect().await.expect("body reads").to_bytes();
+    let collected = body.collect().await.expect("body reads");
+    let trailers = collected.trailers().cloned();
     Reply {
         status: parts.status,
         headers: parts.headers,
-        body,
+        body: collected.to_bytes(),
+        trailers,
     }
 }
 

@@ -214,7 +214,7 @@ impl ChildGuard {
     }
 
     /// Kills the child and panics with everything it printed; for failed startups.
-    fn fail(mut self, why: &str) -> ! {
+    pub fn fail(mut self, why: &str) -> ! {
         let _ = self.child.kill();
         let _ = self.child.wait();
         for reader in self.readers.drain(..) {

@@ -1,7 +1,7 @@
 //! A recording, fault-injecting gRPC upstream on `127.0.0.1:0`. It serves `MyService/*` with
 //! a raw-bytes codec, so it records exactly what the gateway sent (path, metadata, message
 //! bytes) and replies with whatever a test scripts: any message, any status with details,
-//! a delay, response metadata, or an oversized reply.
+//! a delay, response metadata, or an oversized reply; gzip-compressed with `start_gzip`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -43,7 +43,7 @@ impl Recorded {
 pub struct Reply {
     pub delay: Duration,
     pub result: Result<Bytes, Status>,
-    pub metadata: Vec<(&'static str, &'static str)>,
+    pub metadata: Vec<(&'static str, String)>,
     /// For server-streaming paths: the messages, the pause before each, and how it ends.
     pub stream: Vec<Bytes>,
     pub gap: Duration,
@@ -88,8 +88,8 @@ impl Reply {
         self
     }
 
-    pub fn with_metadata(mut self, key: &'static str, value: &'static str) -> Reply {
-        self.metadata.push((key, value));
+    pub fn with_metadata(mut self, key: &'static str, value: impl Into<String>) -> Reply {
+        self.metadata.push((key, value.into()));
         self
     }
 }
@@ -125,6 +125,17 @@ impl RecordingUpstream {
         Self::serve_on(listener, Arc::new(script), Some(tls))
     }
 
+    /// Starts an upstream that gzips its replies to a client that accepts gzip (tonic's
+    /// `send_compressed`), and takes gzip requests.
+    pub async fn start_gzip(
+        script: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> RecordingUpstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        Self::serve_with(listener, Arc::new(script), None, true)
+    }
+
     /// Starts on a given listener (to restart on the same port).
     pub fn serve(listener: tokio::net::TcpListener, script: Script) -> RecordingUpstream {
         Self::serve_on(listener, script, None)
@@ -135,6 +146,15 @@ impl RecordingUpstream {
         script: Script,
         tls: Option<tonic::transport::ServerTlsConfig>,
     ) -> RecordingUpstream {
+        Self::serve_with(listener, script, tls, false)
+    }
+
+    fn serve_with(
+        listener: tokio::net::TcpListener,
+        script: Script,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+        gzip: bool,
+    ) -> RecordingUpstream {
         let addr = listener.local_addr().expect("addr");
         let calls = Arc::new(Mutex::new(Vec::new()));
         let cancelled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -142,6 +162,7 @@ impl RecordingUpstream {
             calls: calls.clone(),
             script,
             cancelled: cancelled.clone(),
+            gzip,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -213,6 +234,7 @@ struct Recorder {
     calls: Arc<Mutex<Vec<Recorded>>>,
     script: Script,
     cancelled: Arc<std::sync::atomic::AtomicUsize>,
+    gzip: bool,
 }
 
 impl<B> tower::Service<http::Request<B>> for Recorder
@@ -239,8 +261,13 @@ where
             .rsplit('/')
             .next()
             .is_some_and(|m| m.starts_with("Stream"));
+        let gzip = self.gzip;
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(RawCodec);
+            if gzip {
+                use tonic::codec::CompressionEncoding::Gzip;
+                grpc = grpc.send_compressed(Gzip).accept_compressed(Gzip);
+            }
             Ok(if streaming {
                 grpc.server_streaming(handler, request).await
             } else {

@@ -128,3 +128,38 @@ def test_env_var_controls_hooks(
     with open_channel(start_server().target) as ch:  # test_hooks=None: read the env
         _, call = api_pb2_grpc.MyServiceStub(ch).User.with_call(REQ, timeout=RPC_TIMEOUT)
     assert ("x-served-by" in dict(call.initial_metadata())) is enabled
+
+
+def test_echo_comes_back_in_head_and_trailers(hooked_stub: api_pb2_grpc.MyServiceStub) -> None:
+    _, call = hooked_stub.User.with_call(REQ, timeout=RPC_TIMEOUT, metadata=[("x-test-echo", "hi")])
+    assert dict(call.initial_metadata())["x-echo"] == "hi"
+    assert dict(call.trailing_metadata())["x-echo-trailer"] == "hi"
+
+
+def test_fail_details_carry_an_error_info(hooked_stub: api_pb2_grpc.MyServiceStub) -> None:
+    from google.rpc import error_details_pb2, status_pb2
+
+    with pytest.raises(grpc.RpcError) as err:
+        hooked_stub.User(
+            REQ,
+            timeout=RPC_TIMEOUT,
+            metadata=[("x-test-fail-code", "5"), ("x-test-fail-details", "1"), ("x-test-echo", "e")],
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    trailers = dict(err.value.trailing_metadata())
+    assert trailers["x-echo-trailer"] == "e"
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    info = error_details_pb2.ErrorInfo()
+    assert status.code == 5 and status.details[0].Unpack(info)
+    assert (info.reason, info.domain) == ("INJECTED", "users.example")
+
+
+def test_seed_style_server_has_no_health_service(
+    start_server: Callable[..., RunningServer],
+) -> None:
+    with open_channel(start_server(seed_style=True, compression=grpc.Compression.Gzip).target) as ch:
+        reply = api_pb2_grpc.MyServiceStub(ch).User(REQ, timeout=RPC_TIMEOUT)
+        assert [u.name for u in reply.data] == ["Alice"]
+        with pytest.raises(grpc.RpcError) as err:
+            health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=RPC_TIMEOUT)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED

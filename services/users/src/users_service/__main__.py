@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+import grpc
+
 from users_service.server import (
     DEFAULT_HOST,
     DEFAULT_MAX_WORKERS,
@@ -62,6 +64,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(repeatable; integer values are passed as integers), e.g. "
         "grpc.http2.max_ping_strikes=2",
     )
+    parser.add_argument(
+        "--compression",
+        choices=("none", "gzip", "deflate"),
+        default="none",
+        help="compress every reply, as grpc.server(..., compression=...) does (default none)",
+    )
+    parser.add_argument(
+        "--seed-style",
+        action="store_true",
+        help="serve MyService only, as the seed's server does: no grpc.health.v1, no reflection",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser.parse_args(argv)
 
@@ -77,6 +90,13 @@ def parse_grpc_option(text: str) -> tuple[str, int | str]:
         return name, value
 
 
+COMPRESSIONS = {
+    "none": None,
+    "gzip": grpc.Compression.Gzip,
+    "deflate": grpc.Compression.Deflate,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = parse_args(argv)
@@ -89,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             maximum_concurrent_rpcs=args.max_concurrent_rpcs,
             grace=args.grace,
             options=args.grpc_options,
+            compression=COMPRESSIONS[args.compression],
+            seed_style=args.seed_style,
         )
     except BindError as exc:
         logging.getLogger("users_service").error("%s", exc)

@@ -6,10 +6,16 @@ Installed only when enabled (env ``USERS_SERVICE_TEST_HOOKS=1``, see
 1. request metadata ``x-test-delay-ms: N`` sleeps N ms (at most
    :data:`MAX_DELAY_MS`) before anything else; the sleep ends early if the RPC
    is cancelled or its deadline passes;
-2. initial metadata ``x-served-by: <socket.gethostname()>`` is sent;
+2. initial metadata ``x-served-by: <socket.gethostname()>`` is sent; with
+   request metadata ``x-test-echo: V`` also ``x-echo: V``, and the trailing
+   metadata carries ``x-echo-trailer: V``;
 3. request metadata ``x-test-fail-code: N`` aborts with gRPC status code N
-   (1..16) and the message ``"injected failure"``;
+   (1..16) and the message ``"injected failure"``; with ``x-test-fail-details``
+   (any value) the status carries a ``google.rpc.ErrorInfo`` detail
+   ``{reason: "INJECTED", domain: "users.example"}``;
 4. otherwise the real handler runs.
+
+The Go server of the interop tests (``clients/go/server``) honours the same keys.
 
 A malformed hook value aborts with ``INVALID_ARGUMENT``. When the hooks are
 disabled these metadata keys are ordinary, ignored metadata.
@@ -25,12 +31,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 
 log = logging.getLogger(__name__)
 
 ENV_VAR = "USERS_SERVICE_TEST_HOOKS"
 DELAY_KEY = "x-test-delay-ms"
 FAIL_CODE_KEY = "x-test-fail-code"
+FAIL_DETAILS_KEY = "x-test-fail-details"
+ECHO_KEY = "x-test-echo"
 SERVED_BY_KEY = "x-served-by"
 FAILURE_MESSAGE = "injected failure"
 MAX_DELAY_MS = 300_000
@@ -75,6 +84,16 @@ def _sleep(context: grpc.ServicerContext, delay_ms: int) -> None:
     done.wait(delay_ms / 1000.0)
 
 
+def _status_details(code: int) -> bytes:
+    """A serialized ``google.rpc.Status`` with one ``ErrorInfo`` detail, as
+    grpc-status-details-bin carries it (what grpcio-status's ``to_status`` makes)."""
+    status = status_pb2.Status(code=code, message=FAILURE_MESSAGE)
+    status.details.add().Pack(
+        error_details_pb2.ErrorInfo(reason="INJECTED", domain="users.example")
+    )
+    return status.SerializeToString()
+
+
 class TestHooksInterceptor(grpc.ServerInterceptor):
     """Applies the delay / served-by / fail-code hooks to every RPC."""
 
@@ -93,11 +112,22 @@ class TestHooksInterceptor(grpc.ServerInterceptor):
             if not context.is_active():
                 log.info("test hook: RPC ended during a %d ms delay", delay)
                 context.abort(grpc.StatusCode.CANCELLED, "RPC ended during test delay")
-        context.send_initial_metadata(((SERVED_BY_KEY, self.hostname),))
+        head = [(SERVED_BY_KEY, self.hostname)]
+        trailers = []
+        echo = _metadata_value(metadata, ECHO_KEY)
+        if echo is not None:
+            head.append(("x-echo", echo))
+            trailers.append(("x-echo-trailer", echo))
+        context.send_initial_metadata(tuple(head))
         raw_code = _metadata_value(metadata, FAIL_CODE_KEY)
         if raw_code is not None:
             code = _parse_int(context, FAIL_CODE_KEY, raw_code, 1, 16)
+            if _metadata_value(metadata, FAIL_DETAILS_KEY) is not None:
+                trailers.append(("grpc-status-details-bin", _status_details(code)))
+            context.set_trailing_metadata(tuple(trailers))
             context.abort(_CODES_BY_VALUE[code], FAILURE_MESSAGE)
+        if trailers:
+            context.set_trailing_metadata(tuple(trailers))
 
     def _wrap(self, behavior: Behavior) -> Behavior:
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:

@@ -76,6 +76,8 @@ def build_server(
     test_hooks: bool | None = None,
     max_workers: int = DEFAULT_MAX_WORKERS,
     maximum_concurrent_rpcs: int | None = None,
+    compression: grpc.Compression | None = None,
+    seed_style: bool = False,
 ) -> tuple[grpc.Server, int]:
     """Build an unstarted server bound (insecurely) to ``addr``.
 
@@ -90,6 +92,10 @@ def build_server(
         max_workers: handler thread-pool size.
         maximum_concurrent_rpcs: above this, new RPCs get RESOURCE_EXHAUSTED
             (``None``: unbounded queueing).
+        compression: compress every reply with this algorithm
+            (``grpc.server(..., compression=...)``), whatever the client offered.
+        seed_style: serve ``MyService`` only, as the seed's server does: no
+            ``grpc.health.v1`` and no reflection (``health_servicer`` is unused).
 
     Returns:
         ``(server, port)`` with the actually bound port.
@@ -105,9 +111,12 @@ def build_server(
         interceptors=interceptors,
         options=merge_options(options),
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
+        compression=compression,
     )
     api_pb2_grpc.add_MyServiceServicer_to_server(MyService(), server)
 
+    if seed_style:
+        return _bind(server, addr, test_hooks)
     if health_servicer is None:
         health_servicer = health.HealthServicer()
     for name in HEALTH_SERVICES:
@@ -122,7 +131,11 @@ def build_server(
         ),
         server,
     )
+    return _bind(server, addr, test_hooks)
 
+
+def _bind(server: grpc.Server, addr: str, test_hooks: bool) -> tuple[grpc.Server, int]:
+    """Binds ``addr`` insecurely; returns the server and the bound port."""
     try:
         port = server.add_insecure_port(addr)
     except RuntimeError as exc:
@@ -151,6 +164,8 @@ def serve(
     maximum_concurrent_rpcs: int | None = None,
     grace: float = SHUTDOWN_GRACE_S,
     options: Iterable[tuple[str, Any]] | None = None,
+    compression: grpc.Compression | None = None,
+    seed_style: bool = False,
 ) -> int:
     """Run the server until SIGTERM or SIGINT, then drain it; returns exit code 0.
 
@@ -176,11 +191,14 @@ def serve(
             health_servicer=health_servicer,
             max_workers=max_workers,
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
+            compression=compression,
+            seed_style=seed_style,
         )
         server.start()
         address = format_address(host, bound_port)
         print(READY_LINE.format(address=address), flush=True)
-        log.info("serving MyService, health and reflection on %s", address)
+        served = "MyService only (seed style)" if seed_style else "MyService, health and reflection"
+        log.info("serving %s on %s", served, address)
 
         signum = stop_requests.get()
         log.info(
