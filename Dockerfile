@@ -34,7 +34,7 @@ WORKDIR /build
 FROM chef AS planner
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
-COPY tests/streaming.rs tests/json_mapping.rs tests/otlp.rs ./tests/
+COPY tests/streaming.rs tests/json_mapping.rs tests/interop.rs tests/otlp.rs tests/panic.rs ./tests/
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder

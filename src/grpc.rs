@@ -100,11 +100,16 @@ pub async fn call(connection: &Arc<Connection>, outgoing: Outgoing) -> Result<Re
     let (response, mut stream) = sender
         .send_request(request, false)
         .map_err(|e| unsent(connection, &live, e))?;
-    // Queued with the HEADERS frame, so both leave in one write.
-    stream
-        .send_data(body, true)
-        .map_err(|e| sent(connection, &live, e))?;
-    let response = response.await.map_err(|e| head_error(connection, &live, e))?;
+    // Queued with the HEADERS frame, so both leave in one write. A server may answer a
+    // stream at once and close it (grpcio's trailers-only UNIMPLEMENTED for an unknown
+    // method), and on a multi-threaded runtime the connection task can see that before the
+    // body is queued: then the server's answer, not the refused body, is the call's outcome.
+    let unsent_body = stream.send_data(body, true).err();
+    let response = match (response.await, unsent_body) {
+        (Ok(response), _) => response,
+        (Err(_), Some(err)) => return Err(sent(connection, &live, err)),
+        (Err(err), None) => return Err(head_error(connection, &live, err)),
+    };
     let (parts, body) = response.into_parts();
     check_head(parts.status, &parts.headers)?;
     // A reply that ends with its HEADERS frame carries its status there (trailers-only).
