@@ -10,7 +10,8 @@
 
 use http::Method;
 use libfuzzer_sys::fuzz_target;
-use protogate::binding::{self, UnknownParams};
+use protogate::binding;
+use protogate::config::UnknownParams;
 use protogate::routing::{Lookup, Route};
 use protogate_fuzz::{SEED_TABLE, decode_request};
 
