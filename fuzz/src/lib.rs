@@ -18,8 +18,13 @@ pub static SEED_TABLE: LazyLock<RouteTable> = LazyLock::new(|| {
     let config = protogate::Config::from_toml(SHIPPED_CONFIG, &Default::default())
         .unwrap_or_else(|e| panic!("config/protogate.toml does not load: {e}"));
     let pool = protogate::descriptors::load().unwrap_or_else(|e| panic!("{e}"));
-    protogate::routing::build_table(&pool, &protogate::method::MethodTable::compiled(&pool).expect("methods"), &config.rules, true)
-        .unwrap_or_else(|e| panic!("the seed route table does not build: {e}"))
+    protogate::routing::build_table(
+        &pool,
+        &protogate::method::MethodTable::compiled(&pool).expect("methods"),
+        &config.rules,
+        true,
+    )
+    .unwrap_or_else(|e| panic!("the seed route table does not build: {e}"))
 });
 
 /// The route for `method` and `template` (as written in the config), for targets that bind
