@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::http::get;
-use support::process::{manifest_dir, shipped_config, spawn_gateway, spawn_python_users};
+use support::process::{manifest_dir, shipped_config, spawn_gateway_with_schema, spawn_python_users};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docs_page_sends_a_reflected_method_and_shows_the_answer() {
@@ -22,18 +22,10 @@ async fn docs_page_sends_a_reflected_method_and_shows_the_answer() {
     );
     let (_users, upstream) = spawn_python_users(&[]);
     let config = shipped_config();
-    let (_gateway, addr, _log) = spawn_gateway(
-        &[
-            "--config",
-            config.to_str().expect("UTF-8"),
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &format!("http://{upstream}"),
-            "--schema",
-            "reflection",
-        ],
-        &[],
+    let (_gateway, addr, _log) = spawn_gateway_with_schema(
+        config.to_str().expect("UTF-8"),
+        &format!("http://{upstream}"),
+        "reflection",
     );
     // The operation the page shows for the reflected method's unbound route.
     let openapi = get(&format!("http://{addr}/openapi.json")).await.json();

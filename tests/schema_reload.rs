@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 use support::http::{get, send};
 use support::process::{
-    Finished, free_port, gateway_command, manifest_dir, run_to_exit, shipped_config, spawn_gateway,
-    spawn_python_users, spawn_python_users_on,
+    Finished, free_port, gateway_command, manifest_dir, run_to_exit, shipped_config,
+    spawn_gateway_with_schema, spawn_python_users, spawn_python_users_on,
 };
 use support::upstream::{RecordingUpstream, Reply};
 use support::{TempDir, eventually};
@@ -56,8 +56,8 @@ async fn reflection_serves_what_the_compiled_schema_serves() {
     let (_python, upstream) = spawn_python_users(&[]);
     let upstream = format!("http://{upstream}");
     let config = shipped_config_str();
-    let (_compiled, compiled, _) = gateway_on(&config, &upstream, "compiled");
-    let (_reflected, reflected, log) = gateway_on(&config, &upstream, "reflection");
+    let (_compiled, compiled, _) = spawn_gateway_with_schema(&config, &upstream, "compiled");
+    let (_reflected, reflected, log) = spawn_gateway_with_schema(&config, &upstream, "reflection");
     for request in [
         "/users?ids=1,2",
         "/users?ids=3",
@@ -87,7 +87,7 @@ async fn reflection_gateway_starts_before_its_upstream_and_serves_once_it_answer
     let port = free_port();
     let config = shipped_config_str();
     let upstream = format!("http://127.0.0.1:{port}");
-    let (_gateway, addr, _log) = gateway_on(&config, &upstream, "reflection");
+    let (_gateway, addr, _log) = spawn_gateway_with_schema(&config, &upstream, "reflection");
     let (status, body) = json_of(format!("http://{addr}/users?ids=1")).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], 14, "{body}");
@@ -164,31 +164,6 @@ async fn upstream_without_reflection_stops_startup_naming_the_cure() {
     }
 }
 
-/// The gateway binary on `config`, in front of `upstream`, with `--schema schema`.
-fn gateway_on(
-    config: &str,
-    upstream: &str,
-    schema: &str,
-) -> (
-    support::process::ChildGuard,
-    SocketAddr,
-    support::process::GatewayLog,
-) {
-    spawn_gateway(
-        &[
-            "--config",
-            config,
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            upstream,
-            "--schema",
-            schema,
-        ],
-        &[],
-    )
-}
-
 /// A config with a short refresh interval, so that a changed file is noticed quickly.
 fn config_with_refresh(dir: &TempDir, interval: &str) -> String {
     let text = std::fs::read_to_string(shipped_config()).expect("shipped config");
@@ -220,7 +195,7 @@ async fn a_changed_descriptor_file_is_served_and_a_bad_one_refused() {
     let config = config_with_refresh(&dir, "100ms");
     let schema = format!("descriptors:{}", file.display());
     let upstream = format!("http://{upstream}");
-    let (_gateway, addr, log) = gateway_on(&config, &upstream, &schema);
+    let (_gateway, addr, log) = spawn_gateway_with_schema(&config, &upstream, &schema);
     assert!(!has_ping(addr).await);
     let ping = |addr: SocketAddr| async move {
         send(
@@ -283,7 +258,7 @@ async fn sighup_reloads_the_schema_and_requests_in_flight_finish() {
     let config = config_with_refresh(&dir, "1h");
     let schema = format!("descriptors:{}", file.display());
     let upstream = format!("http://{upstream}");
-    let (gateway, addr, log) = gateway_on(&config, &upstream, &schema);
+    let (gateway, addr, log) = spawn_gateway_with_schema(&config, &upstream, &schema);
     write_descriptors(&dir, &file, true);
     assert!(!has_ping(addr).await);
     // A request in flight across the swap finishes on the schema it started with.
@@ -369,7 +344,7 @@ async fn an_unimplemented_answer_reloads_a_reflected_schema_at_once() {
     // An hour between reads: only the UNIMPLEMENTED answer can make this reload happen.
     let config = config_with_refresh(&dir, "1h");
     let upstream = format!("http://127.0.0.1:{port}");
-    let (_gateway, addr, log) = gateway_on(&config, &upstream, "reflection");
+    let (_gateway, addr, log) = spawn_gateway_with_schema(&config, &upstream, "reflection");
     assert!(has_ping(addr).await, "the first schema has Ping");
 
     // The service is replaced by one without Ping. The gateway still routes it; the
@@ -416,7 +391,8 @@ async fn reflection_v1_is_read_where_the_server_serves_only_it() {
     let port = free_port();
     let _server = reflection_server(&dir, &seed, port, &["--v1-only"]);
     let config = shipped_config_str();
-    let (_gateway, addr, log) = gateway_on(&config, &format!("http://127.0.0.1:{port}"), "reflection");
+    let (_gateway, addr, log) =
+        spawn_gateway_with_schema(&config, &format!("http://127.0.0.1:{port}"), "reflection");
     let loaded = log.wait_for("schema loaded", Duration::from_secs(10), |_| true);
     assert_eq!(loaded["source"], "reflection");
     let (_, openapi) = json_of(format!("http://{addr}/openapi.json")).await;

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use support::http::get;
 use support::process::{
-    Finished, gateway_command, manifest_dir, run_to_exit, shipped_config, spawn_gateway, spawn_python_users,
+    Finished, gateway_command, manifest_dir, run_to_exit, shipped_config, spawn_gateway_with_schema,
+    spawn_python_users,
 };
 
 fn seed_proto() -> PathBuf {
@@ -168,21 +169,7 @@ async fn file_sources_answer_byte_for_byte_what_the_compiled_path_answers() {
     let descriptors = descriptor_file(&dir);
     let config = shipped_config();
     let config = config.to_str().expect("UTF-8");
-    let start = |schema: String| {
-        spawn_gateway(
-            &[
-                "--config",
-                config,
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                &upstream,
-                "--schema",
-                &schema,
-            ],
-            &[],
-        )
-    };
+    let start = |schema: String| spawn_gateway_with_schema(config, &upstream, &schema);
     let (_compiled, compiled, _) = start("compiled".to_string());
     let (_protos, protos, _) = start(format!("protos:{}", dir.0.display()));
     let (_files, files, _) = start(format!("descriptors:{}", descriptors.display()));

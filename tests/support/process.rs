@@ -383,6 +383,28 @@ pub fn spawn_gateway_for(upstream: &str) -> (ChildGuard, SocketAddr, GatewayLog)
     )
 }
 
+/// The gateway binary on `config`, in front of `upstream`, with `--schema schema`, on
+/// `127.0.0.1:0`: how the runtime-schema tests start it.
+pub fn spawn_gateway_with_schema(
+    config: &str,
+    upstream: &str,
+    schema: &str,
+) -> (ChildGuard, SocketAddr, GatewayLog) {
+    spawn_gateway(
+        &[
+            "--config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            upstream,
+            "--schema",
+            schema,
+        ],
+        &[],
+    )
+}
+
 /// What a command that is expected to exit printed, and how it exited.
 pub struct Finished {
     pub status: ExitStatus,
