@@ -1,7 +1,8 @@
 //! Runtime schemas with the real binary: `--schema reflection` against the real Python
 //! service (grpcio-reflection, v1alpha), a gateway started before its upstream, an upstream
 //! without reflection, and live reload of a descriptor file (on a change of mtime and on
-//! SIGHUP), where a bad file is refused and the last good schema keeps serving.
+//! SIGHUP), where a bad file is refused and the last good schema keeps serving, and a SIGHUP
+//! to a gateway on the compiled schema, which is logged and ignored.
 
 mod support;
 
@@ -295,6 +296,59 @@ async fn sighup_reloads_the_schema_and_requests_in_flight_finish() {
     let slow = slow.await.expect("slow request");
     assert_eq!(slow.status, 200, "{}", String::from_utf8_lossy(&slow.body));
     assert_eq!(slow.json()["data"][0]["name"], "Alice");
+    // The same descriptors again: counted as unchanged, nothing swapped.
+    let status = Command::new("kill")
+        .args(["-HUP", &gateway.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    eventually(
+        "the second SIGHUP to be counted",
+        Duration::from_secs(10),
+        || async {
+            (metric(addr, "protogate_schema_reloads_total{result=\"unchanged\"}").await >= 1).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        metric(addr, "protogate_schema_reloads_total{result=\"changed\"}").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn sighup_on_the_compiled_schema_is_logged_and_never_ends_the_gateway() {
+    let (_python, upstream) = spawn_python_users(&[]);
+    let upstream = format!("http://{upstream}");
+    let (mut gateway, addr, log) = spawn_gateway_with_schema(&shipped_config_str(), &upstream, "compiled");
+    for _ in 0..2 {
+        let status = Command::new("kill")
+            .args(["-HUP", &gateway.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+    let ignored = log.wait_for("schema not reloaded", Duration::from_secs(10), |r| {
+        r["trigger"] == "sighup"
+    });
+    assert_eq!(ignored["source"], "compiled");
+    assert!(
+        ignored["why"]
+            .as_str()
+            .is_some_and(|why| why.contains("reflection")),
+        "{ignored}"
+    );
+    assert!(
+        gateway.wait_exit(Duration::from_millis(200)).is_none(),
+        "the gateway exited on SIGHUP"
+    );
+    let reply = get(&format!("http://{addr}/users?ids=1")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["data"][0]["name"], "Alice");
+    assert_eq!(
+        metric(addr, "protogate_schema_reloads_total{result=\"changed\"}").await,
+        0
+    );
 }
 
 /// A grpcio server with reflection for `proto` (the seed's, changed by the caller): stubs

@@ -84,7 +84,8 @@ impl Gateway {
             return Ok(());
         }
         match self.schema.fetch(&self.config, &self.upstream).await {
-            Ok(schema) => {
+            Ok(None) => Ok(()),
+            Ok(Some(schema)) => {
                 tracing::info!(
                     source = %self.schema.source(),
                     hash = schema.hash(),

@@ -34,37 +34,74 @@ impl Trigger {
     }
 }
 
-/// Starts the loop for `gateway`'s schema source (none for the compiled one); it ends when
-/// the gateway is dropped.
+/// The SIGHUP listener, installed before the gateway says it is listening: from then on a
+/// SIGHUP never takes the signal's default action (ending the process).
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+#[cfg(unix)]
+fn listen_for_hangup() -> Hangup {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+#[cfg(not(unix))]
+fn listen_for_hangup() -> Hangup {}
+
+/// The next SIGHUP (never, where there is no listener).
+#[cfg(unix)]
+async fn hangup(listener: &mut Hangup) {
+    if let Some(signal) = listener.as_mut()
+        && signal.recv().await.is_some()
+    {
+        return;
+    }
+    std::future::pending().await
+}
+#[cfg(not(unix))]
+async fn hangup(_listener: &mut Hangup) {
+    std::future::pending().await
+}
+
+/// Starts the loop for `gateway`'s schema source; it ends when the gateway is dropped. The
+/// compiled schema has nothing to reload: a SIGHUP (sent by habit, or by a tool that sends
+/// it to every process it manages) is logged and otherwise ignored, never fatal.
 pub fn spawn(gateway: &Arc<Gateway>) {
+    let hangups = listen_for_hangup();
+    let weak = Arc::downgrade(gateway);
     if *gateway.schema.source() == SchemaSource::Compiled {
+        tokio::spawn(ignore_hangups(weak, hangups));
         return;
     }
     let live = gateway.schema.clone();
-    let weak = Arc::downgrade(gateway);
     let interval = gateway.config.schema.refresh_interval;
-    tokio::spawn(run(weak, live, interval));
+    tokio::spawn(run(weak, live, interval, hangups));
 }
 
-async fn run(gateway: Weak<Gateway>, live: Arc<LiveSchema>, interval: Duration) {
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+async fn ignore_hangups(gateway: Weak<Gateway>, mut hangups: Hangup) {
+    loop {
+        hangup(&mut hangups).await;
+        if gateway.strong_count() == 0 {
+            return;
+        }
+        tracing::info!(
+            source = "compiled",
+            trigger = Trigger::Signal.as_str(),
+            why = "the compiled schema is built into the binary; a runtime source \
+                   (reflection, descriptors:PATH or protos:DIR) reloads",
+            "schema not reloaded"
+        );
+    }
+}
+
+async fn run(gateway: Weak<Gateway>, live: Arc<LiveSchema>, interval: Duration, mut hangups: Hangup) {
     let mut retry = Duration::from_secs(1);
     loop {
         let waiting = live.get().is_none();
         let pause = if waiting { retry.min(interval) } else { interval };
-        #[cfg(unix)]
-        let signal = async {
-            match hangup.as_mut() {
-                Some(hangup) => hangup.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let signal = std::future::pending::<Option<()>>();
         let trigger = tokio::select! {
             _ = tokio::time::sleep(pause) => Trigger::Interval,
-            Some(()) = signal => Trigger::Signal,
+            () = hangup(&mut hangups) => Trigger::Signal,
             () = live.nudged() => Trigger::Unimplemented,
         };
         if trigger == Trigger::Interval && !waiting && is_file_source(live.source()) && !live.files_changed()
@@ -92,7 +129,12 @@ pub async fn reload(gateway: &Gateway, trigger: &str) -> bool {
     let live = &gateway.schema;
     let source = live.source().to_string();
     match live.fetch(&gateway.config, &gateway.upstream).await {
-        Ok(schema) => {
+        Ok(None) => {
+            gateway.metrics.schema_reloaded("unchanged");
+            tracing::debug!(source, trigger, "schema unchanged");
+            true
+        }
+        Ok(Some(schema)) => {
             let hash = schema.hash().to_string();
             let routes = schema.routes().routes().len();
             match live.install(schema) {
@@ -100,6 +142,7 @@ pub async fn reload(gateway: &Gateway, trigger: &str) -> bool {
                     gateway.metrics.schema_reloaded("changed");
                     tracing::info!(source, hash, routes, trigger, "schema loaded");
                 }
+                // Another reload installed these descriptors meanwhile.
                 Reloaded::Unchanged => {
                     gateway.metrics.schema_reloaded("unchanged");
                     tracing::debug!(source, hash, trigger, "schema unchanged");

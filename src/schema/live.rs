@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use prost_reflect::DescriptorPool;
 use tokio::sync::Notify;
 
 use super::reflection::{self, ReflectionError};
@@ -98,48 +99,89 @@ impl LiveSchema {
     }
 
     /// Reads the source and builds its schema with `config`'s rules; nothing is swapped.
-    pub async fn fetch(&self, config: &Config, upstream: &Upstream) -> Result<Schema, LoadError> {
-        if self.source != SchemaSource::Reflection {
-            return self.read_local(config);
-        }
-        match reflection::fetch(upstream, REFLECTION_TIMEOUT).await {
-            Ok(pool) => Schema::dynamic(pool, config)
-                .map_err(|why| LoadError::Refused(format!("schema {}: {why}", self.source))),
-            Err(ReflectionError::NotServed(why)) => Err(LoadError::NoReflection(format!(
-                "schema reflection: {}",
-                ReflectionError::NotServed(why)
-            ))),
-            Err(ReflectionError::Unreachable(err)) => Err(LoadError::Unavailable(format!(
-                "schema reflection: the upstream is not answering yet ({})",
-                err.message()
-            ))),
-            Err(err @ ReflectionError::Bad(_)) => Err(LoadError::Refused(format!("schema {err}"))),
-        }
+    /// `None` when the source gave the descriptors of the schema in use: with the same
+    /// rules that is the same schema, so the route table and OpenAPI are not built again.
+    pub async fn fetch(&self, config: &Config, upstream: &Upstream) -> Result<Option<Schema>, LoadError> {
+        let pool = match &self.source {
+            SchemaSource::Reflection => self.reflect(upstream).await?,
+            SchemaSource::Compiled => return self.read_local(config).map(Some),
+            SchemaSource::Descriptors(_) | SchemaSource::Protos(_) => {
+                let seen = self.files_at();
+                let pool = self.read_files()?;
+                let fetched = self.build_if_new(pool, config)?;
+                *lock(&self.files_seen) = seen;
+                return Ok(fetched);
+            }
+        };
+        self.build_if_new(pool, config)
     }
 
     /// The schema of a source on this machine (compiled or files), read at once.
     pub fn read_local(&self, config: &Config) -> Result<Schema, LoadError> {
-        let refused = |why: String| LoadError::Refused(format!("schema {}: {why}", self.source));
-        match &self.source {
-            SchemaSource::Compiled => Schema::compiled(config).map_err(refused),
-            SchemaSource::Descriptors(path) => {
-                let seen = files::changed_at(path);
-                let pool = files::descriptor_file(path).map_err(refused)?;
-                let schema = Schema::dynamic(pool, config).map_err(refused)?;
-                *lock(&self.files_seen) = Some(seen);
-                Ok(schema)
-            }
-            SchemaSource::Protos(dir) => {
-                let seen = files::changed_at(dir);
-                let pool = files::proto_dir(dir).map_err(refused)?;
-                let schema = Schema::dynamic(pool, config).map_err(refused)?;
-                *lock(&self.files_seen) = Some(seen);
-                Ok(schema)
-            }
-            SchemaSource::Reflection => Err(LoadError::Unavailable(
-                "schema reflection: not read yet".to_string(),
-            )),
+        if self.source == SchemaSource::Compiled {
+            return Schema::compiled(config).map_err(|why| self.refused(why));
         }
+        let seen = self.files_at();
+        let pool = self.read_files()?;
+        let schema = Schema::dynamic(pool, config).map_err(|why| self.refused(why))?;
+        *lock(&self.files_seen) = seen;
+        Ok(schema)
+    }
+
+    fn refused(&self, why: String) -> LoadError {
+        LoadError::Refused(format!("schema {}: {why}", self.source))
+    }
+
+    /// The schema of `pool`, or `None` when its descriptors are those of the schema in use.
+    fn build_if_new(&self, pool: DescriptorPool, config: &Config) -> Result<Option<Schema>, LoadError> {
+        if self
+            .get()
+            .is_some_and(|current| current.hash() == super::hash_of(&pool))
+        {
+            return Ok(None);
+        }
+        Schema::dynamic(pool, config)
+            .map(Some)
+            .map_err(|why| self.refused(why))
+    }
+
+    /// The file source's newest mtime and file count now (`None` for other sources).
+    fn files_at(&self) -> Option<(Option<SystemTime>, usize)> {
+        match &self.source {
+            SchemaSource::Descriptors(path) | SchemaSource::Protos(path) => Some(files::changed_at(path)),
+            SchemaSource::Compiled | SchemaSource::Reflection => None,
+        }
+    }
+
+    /// The descriptors of a file source.
+    fn read_files(&self) -> Result<DescriptorPool, LoadError> {
+        match &self.source {
+            SchemaSource::Descriptors(path) => files::descriptor_file(path),
+            SchemaSource::Protos(dir) => files::proto_dir(dir),
+            SchemaSource::Compiled | SchemaSource::Reflection => {
+                return Err(LoadError::Unavailable(format!(
+                    "schema {}: no files to read",
+                    self.source
+                )));
+            }
+        }
+        .map_err(|why| self.refused(why))
+    }
+
+    /// The upstream's descriptors, by server reflection.
+    async fn reflect(&self, upstream: &Upstream) -> Result<DescriptorPool, LoadError> {
+        reflection::fetch(upstream, REFLECTION_TIMEOUT)
+            .await
+            .map_err(|err| match err {
+                ReflectionError::NotServed(why) => {
+                    LoadError::NoReflection(format!("schema reflection: {}", ReflectionError::NotServed(why)))
+                }
+                ReflectionError::Unreachable(err) => LoadError::Unavailable(format!(
+                    "schema reflection: the upstream is not answering yet ({})",
+                    err.message()
+                )),
+                err @ ReflectionError::Bad(_) => LoadError::Refused(format!("schema {err}")),
+            })
     }
 
     /// Swaps `schema` in, unless it is the one in use.

@@ -49,7 +49,7 @@ impl Schema {
         let routes =
             routing::build_table(&pool, &methods, &config.rules, config.transcoding.unbound_methods)?;
         let openapi = openapi::render(&pool, &routes)?;
-        let hash = fingerprint(&pool.encode_to_vec());
+        let hash = hash_of(&pool);
         Ok(Schema {
             pool,
             methods,
@@ -80,6 +80,11 @@ impl Schema {
     pub fn hash(&self) -> &str {
         &self.hash
     }
+}
+
+/// The fingerprint of `pool`'s descriptors, as [`Schema::hash`] shows it.
+fn hash_of(pool: &DescriptorPool) -> String {
+    fingerprint(&pool.encode_to_vec())
 }
 
 /// FNV-1a (64 bits) of `bytes`, as 12 hex digits: stable across runs and builds, unlike
