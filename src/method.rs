@@ -29,6 +29,8 @@ pub struct Method {
     pub kind: MethodKind,
     pub input: MessageDescriptor,
     pub output: MessageDescriptor,
+    /// The method itself: its service, options and comments (for the OpenAPI document).
+    pub descriptor: MethodDescriptor,
     pub codec: Arc<dyn Codec>,
 }
 
@@ -85,6 +87,7 @@ impl MethodTable {
                     kind,
                     input: descriptor.input(),
                     output: descriptor.output(),
+                    descriptor: descriptor.clone(),
                     codec,
                 };
                 table

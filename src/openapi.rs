@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 use http::Method;
-use prost_reflect::{DescriptorPool, MethodDescriptor};
 use serde_json::{Map, Value, json};
 
 use crate::routing::{RESERVED_PATHS, Route, RouteTable};
@@ -88,7 +87,7 @@ parameter never overrides a field bound by the path or the body.\n\
 (deadline), Grpc-Metadata-* and x-request-id.";
 
 /// Builds the document as JSON.
-pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Result<Value, String> {
+pub fn document(routes: &RouteTable) -> Value {
     let mut schemas = Schemas::default();
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut unlisted = Vec::new();
@@ -107,12 +106,7 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Result<Value, Str
     let mut used_ids = HashSet::new();
 
     for route in listed {
-        let method = find_method(pool, &route.method.full_name).ok_or_else(|| {
-            format!(
-                "openapi: method {} missing from descriptors",
-                route.method.full_name
-            )
-        })?;
+        let method = &route.method.descriptor;
         let names: Vec<String> = route.path_fields.iter().map(|p| p.json_path()).collect();
         let shape = path::openapi_path(&route.template, &names);
         let Some(key) = operation_key(&route.http_method) else {
@@ -142,7 +136,7 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Result<Value, Str
                 .unwrap_or(1),
             &mut used_ids,
         );
-        let operation = operation::operation(route, &method, &shape, id, &mut schemas);
+        let operation = operation::operation(route, method, &shape, id, &mut schemas);
         item.insert(key.to_string(), operation);
     }
 
@@ -188,12 +182,12 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Result<Value, Str
     if !unlisted.is_empty() {
         document["x-protogate-unlisted-routes"] = Value::Array(unlisted);
     }
-    Ok(document)
+    document
 }
 
 /// Builds the document as pretty-printed JSON bytes, ready to serve.
-pub fn render(pool: &DescriptorPool, routes: &RouteTable) -> Result<Bytes, String> {
-    let document = document(pool, routes)?;
+pub fn render(routes: &RouteTable) -> Result<Bytes, String> {
+    let document = document(routes);
     serde_json::to_vec_pretty(&document)
         .map(Bytes::from)
         .map_err(|e| format!("openapi: cannot serialize the document: {e}"))
@@ -212,13 +206,6 @@ fn operation_key(method: &Method) -> Option<&'static str> {
         Method::TRACE => "trace",
         _ => return None,
     })
-}
-
-fn find_method(pool: &DescriptorPool, full_name: &str) -> Option<MethodDescriptor> {
-    let (service, method) = full_name.rsplit_once('.')?;
-    pool.get_service_by_name(service)?
-        .methods()
-        .find(|m| m.name() == method)
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ fn query_parameters_list_unbound_fields_with_dotted_names() {
 #[test]
 fn repeated_enum_parameters_explode_and_take_comma_lists() {
     let pool = compile(ANNOTATED);
-    let doc = document(&pool, &table(&pool)).expect("document");
+    let doc = document(&table(&pool));
     let params = doc["paths"]["/v1/teams/{team.name}/users"]["get"]["parameters"]
         .as_array()
         .expect("parameters");
@@ -194,7 +194,7 @@ fn repeated_enum_parameters_explode_and_take_comma_lists() {
 #[test]
 fn annotated_routes_become_operations() {
     let pool = compile(ANNOTATED);
-    let doc = document(&pool, &table(&pool)).expect("document");
+    let doc = document(&table(&pool));
     let paths = doc["paths"].as_object().expect("paths");
     let listed: Vec<(String, Vec<String>)> = paths
         .iter()
@@ -239,7 +239,7 @@ fn annotated_routes_become_operations() {
 #[test]
 fn body_star_leaves_out_path_fields_and_response_body_selects_a_field() {
     let pool = compile(ROUTED);
-    let doc = document(&pool, &table(&pool)).expect("document");
+    let doc = document(&table(&pool));
     let post = &doc["paths"]["/v1/teams/{team}/users"]["post"];
     assert_eq!(post["description"], "Finds users.");
     let body = &post["requestBody"]["content"]["application/json"]["schema"];
@@ -275,7 +275,7 @@ fn body_star_leaves_out_path_fields_and_response_body_selects_a_field() {
 #[test]
 fn every_operation_lists_status_errors() {
     let pool = compile(ANNOTATED);
-    let doc = document(&pool, &table(&pool)).expect("document");
+    let doc = document(&table(&pool));
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("item") {
             let codes: Vec<&String> = op["responses"].as_object().expect("responses").keys().collect();
@@ -313,7 +313,7 @@ message UserReq { repeated int32 userIDs = 1; }
 message UserReply { string message = 1; }
 "#,
     );
-    let doc = document(&pool, &table(&pool)).expect("document");
+    let doc = document(&table(&pool));
     let content = &doc["paths"]["/v1/users:watch"]["get"]["responses"]["200"]["content"];
     let formats: Vec<&String> = content.as_object().expect("content").keys().collect();
     assert_eq!(

@@ -48,7 +48,7 @@ impl Schema {
     fn build(pool: DescriptorPool, methods: MethodTable, config: &Config) -> Result<Schema, String> {
         let routes =
             routing::build_table(&pool, &methods, &config.rules, config.transcoding.unbound_methods)?;
-        let openapi = openapi::render(&pool, &routes)?;
+        let openapi = openapi::render(&routes)?;
         let hash = hash_of(&pool);
         Ok(Schema {
             pool,
