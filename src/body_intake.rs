@@ -13,6 +13,12 @@
 //!   a share it never uses (a few such clients would shed every other body).
 //!
 //! Each body is still bounded by `max_body_bytes` (413) and `body_timeout` (408).
+//!
+//! Decoding a body costs memory of its own while it runs: a JSON tree, or the dynamic
+//! codec's message, takes tens of bytes per JSON value, so a 1 MiB array of small integers
+//! can take tens of MiB for the moment it is decoded. Bodies over `LARGE_BODY` therefore
+//! take turns (`decode_turn`): one is decoded at a time, whatever the number of worker
+//! threads, and the peak stays one such decode above the bodies held.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,14 +27,19 @@ use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use http::HeaderValue;
 use http_body_util::BodyExt as _;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 use crate::config::ServerConfig;
 use crate::error::GatewayError;
 
+/// Bodies at least this large are decoded one at a time.
+pub const LARGE_BODY: usize = 64 * 1024;
+
 /// The gateway-wide budgets for request bodies.
 #[derive(Debug)]
 pub struct BodyIntake {
+    /// One turn: the decode of a body of `LARGE_BODY` or more.
+    decoding: Semaphore,
     reads: Arc<Semaphore>,
     max_reads: usize,
     bytes: Arc<Semaphore>,
@@ -47,6 +58,7 @@ pub struct ReceivedBody {
 impl BodyIntake {
     pub fn new(limits: &ServerConfig) -> BodyIntake {
         BodyIntake {
+            decoding: Semaphore::new(1),
             reads: Arc::new(Semaphore::new(limits.max_concurrent_body_reads)),
             max_reads: limits.max_concurrent_body_reads,
             bytes: Arc::new(Semaphore::new(limits.max_inflight_body_bytes)),
@@ -54,6 +66,16 @@ impl BodyIntake {
             max_body_bytes: limits.max_body_bytes,
             timeout: limits.body_timeout,
         }
+    }
+
+    /// Waits for the turn to decode a body of `len` bytes, held until the permit is
+    /// dropped; `None` at once for a body under `LARGE_BODY`.
+    pub async fn decode_turn(&self, len: usize) -> Option<SemaphorePermit<'_>> {
+        if len < LARGE_BODY {
+            return None;
+        }
+        // The semaphore is never closed.
+        self.decoding.acquire().await.ok()
     }
 
     /// Bytes of request bodies held by requests now.

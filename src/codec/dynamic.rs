@@ -23,13 +23,18 @@ use crate::grpc;
 /// prost-reflect for one method's request and reply descriptors.
 pub struct Dynamic {
     input: MessageDescriptor,
+    /// Whether a body may be decoded straight into the request (`straight.rs`), once
+    /// `keys::accepts` has read it.
+    straight: bool,
     output: Output,
 }
 
 /// The dynamic codec of `method`.
 pub fn codec(method: &MethodDescriptor) -> Arc<dyn Codec> {
+    let input = method.input();
     Arc::new(Dynamic {
-        input: method.input(),
+        straight: super::straight::decodes_straight(&input),
+        input,
         output: Output::new(method.output()),
     })
 }
@@ -37,6 +42,20 @@ pub fn codec(method: &MethodDescriptor) -> Arc<dyn Codec> {
 impl Codec for Dynamic {
     fn encode_request(&self, request: &Value) -> Result<Bytes, GatewayError> {
         encode(&self.input, request)
+    }
+
+    /// Two passes over the bytes, neither building a tree: the key rules (`keys::accepts`),
+    /// which prost-reflect alone would not apply, then prost-reflect's own reading.
+    fn encode_body(&self, body: &[u8]) -> Option<Bytes> {
+        if !self.straight || !keys::accepts(&self.input, body) {
+            return None;
+        }
+        let options = DeserializeOptions::new().deny_unknown_fields(true);
+        let mut reader = serde_json::Deserializer::from_slice(body);
+        let message =
+            DynamicMessage::deserialize_with_options(self.input.clone(), &mut reader, &options).ok()?;
+        reader.end().ok()?;
+        Some(grpc::frame(&message))
     }
 
     fn decode_reply(&self, reply: Bytes) -> Result<Vec<u8>, GatewayError> {

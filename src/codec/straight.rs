@@ -1,15 +1,17 @@
 //! Which request messages may be decoded straight from the body bytes, without the
 //! `serde_json::Value` tree the binder builds (`Codec::encode_body`). The tree costs about
 //! 32 bytes per JSON value, so a 1 MiB body of small integers (`[0,0,…]`, half a million
-//! values) took tens of MiB before pbjson saw it; decoded straight, it takes the message's
+//! values) took tens of MiB before the codec saw it; decoded straight, it takes the message's
 //! own size.
 //!
 //! Decoding straight must answer exactly as the tree would. Any failure does not matter:
 //! the caller then takes the tree path, which gives the usual error. What matters is a body
-//! that pbjson accepts but the binder refuses: a duplicate key. pbjson refuses duplicate
-//! fields of a message itself, but keeps the last entry of a duplicated map key and of a
-//! `google.protobuf.Struct` member. So a message qualifies when no field at any depth is a
-//! map, `Struct`, `Value`, `ListValue` or `Any`.
+//! that the codec accepts but the binder refuses: a duplicate key. pbjson (the compiled
+//! codec) refuses duplicate fields of a message itself, and the dynamic codec reads the keys
+//! first (`keys::accepts`); but pbjson keeps the last entry of a duplicated map key and of a
+//! `google.protobuf.Struct` member, and `keys::accepts` does not follow those objects. So a
+//! message qualifies when no field at any depth is a map, `Struct`, `Value`, `ListValue` or
+//! `Any`.
 
 use std::collections::HashSet;
 

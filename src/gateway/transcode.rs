@@ -93,8 +93,11 @@ async fn call_route(
     let method = &route.method;
     // Encoded once, before any I/O: a request that does not fit the message type never
     // reaches the upstream, and a retry sends the same bytes. The body's bytes go as soon
-    // as it is encoded; its share of the in-flight budget stays with the request.
+    // as it is encoded; its share of the in-flight budget stays with the request. A large
+    // body waits for its turn to be decoded (body_intake.rs says why).
+    let turn = gateway.bodies.decode_turn(received.bytes.len()).await;
     let request = encode(gateway, route, vars, &parts, std::mem::take(&mut received.bytes))?;
+    drop(turn);
 
     let started = Instant::now();
     // Each attempt picks a connection anew, so a retry after a refused connection goes to
