@@ -40,6 +40,15 @@ fn write_descriptors(dir: &TempDir, path: &PathBuf, extra_method: bool) {
     std::fs::write(path, prost::Message::encode_to_vec(&set)).expect("write descriptors");
 }
 
+/// Sends SIGHUP to the gateway process.
+fn hang_up(gateway: &support::process::ChildGuard) {
+    let status = Command::new("kill")
+        .args(["-HUP", &gateway.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
 async fn json_of(url: String) -> (u16, Value) {
     let reply = get(&url).await;
     (reply.status.as_u16(), reply.json())
@@ -279,11 +288,7 @@ async fn sighup_reloads_the_schema_and_requests_in_flight_finish() {
         || async { (metric(addr, "http_server_active_requests").await >= 2).then_some(()) },
     )
     .await;
-    let status = Command::new("kill")
-        .args(["-HUP", &gateway.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    hang_up(&gateway);
     let loaded = log.wait_for("schema loaded", Duration::from_secs(10), |r| {
         r["trigger"] == "sighup"
     });
@@ -297,11 +302,7 @@ async fn sighup_reloads_the_schema_and_requests_in_flight_finish() {
     assert_eq!(slow.status, 200, "{}", String::from_utf8_lossy(&slow.body));
     assert_eq!(slow.json()["data"][0]["name"], "Alice");
     // The same descriptors again: counted as unchanged, nothing swapped.
-    let status = Command::new("kill")
-        .args(["-HUP", &gateway.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    hang_up(&gateway);
     eventually(
         "the second SIGHUP to be counted",
         Duration::from_secs(10),
@@ -322,11 +323,7 @@ async fn sighup_on_the_compiled_schema_is_logged_and_never_ends_the_gateway() {
     let upstream = format!("http://{upstream}");
     let (mut gateway, addr, log) = spawn_gateway_with_schema(&shipped_config_str(), &upstream, "compiled");
     for _ in 0..2 {
-        let status = Command::new("kill")
-            .args(["-HUP", &gateway.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        hang_up(&gateway);
     }
     let ignored = log.wait_for("schema not reloaded", Duration::from_secs(10), |r| {
         r["trigger"] == "sighup"
