@@ -241,3 +241,79 @@ fn annotations_and_additional_bindings_become_routes() {
         other => panic!("expected 405, got {other:?}"),
     }
 }
+
+/// What a lookup found, comparable.
+fn found(lookup: Lookup<'_>) -> String {
+    match lookup {
+        Lookup::Found { route, vars } => {
+            format!("{} {} {vars:?}", route.http_method, route.template.as_str())
+        }
+        Lookup::MethodNotAllowed(allow) => format!("405 {allow:?}"),
+        Lookup::NotFound => "404".to_string(),
+    }
+}
+
+#[test]
+fn the_first_segment_index_finds_what_trying_every_route_finds() {
+    let pool = crate::test_protos::compile(crate::test_protos::ANNOTATED);
+    let rules = [
+        // Routes that start with a variable can match any first segment.
+        rule("MyService.User", Method::GET, "/{team.name}", "", &[]),
+        rule("MyService.User", Method::DELETE, "/{team.name=**}", "", &[]),
+        // A literal first segment with a custom verb: the raw segment is `v1:batch`.
+        rule("MyService.User", Method::POST, "/v1:batch", "*", &[]),
+    ];
+    let table = build_table(
+        &pool,
+        &crate::method::MethodTable::compiled(&pool).expect("methods"),
+        &rules,
+        true,
+    )
+    .expect("valid");
+    let paths = [
+        "/v1/teams/blue/users",
+        "/v1/users:search",
+        "/v1/users/7",
+        "/v1:batch",
+        "/v%31/teams/blue/users",
+        "/v1/health",
+        "/v1",
+        "/blue",
+        "/blue/green",
+        "/MyService/User",
+        "/MyService/Nope",
+        "/nothing",
+        "/",
+        "",
+        "*",
+    ];
+    let methods = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+    ];
+    for path in paths {
+        for method in &methods {
+            assert_eq!(
+                found(table.lookup(method, path)),
+                found(RouteTable::scan(table.routes().iter(), method, path)),
+                "{method} {path}"
+            );
+        }
+    }
+    // The index is used, and still honours route order across literal and open routes.
+    assert_eq!(
+        found(table.lookup(&Method::GET, "/v1/teams/blue/users")),
+        "GET /v1/teams/{team.name}/users [\"blue\"]"
+    );
+    assert_eq!(
+        found(table.lookup(&Method::GET, "/blue")),
+        "GET /{team.name} [\"blue\"]"
+    );
+    assert_eq!(
+        found(table.lookup(&Method::POST, "/v1:batch")),
+        "POST /v1:batch []"
+    );
+}

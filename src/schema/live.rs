@@ -101,71 +101,49 @@ impl LiveSchema {
     /// Reads the source and builds its schema with `config`'s rules; nothing is swapped.
     /// `None` when the source gave the descriptors of the schema in use: with the same
     /// rules that is the same schema, so the route table and OpenAPI are not built again.
+    /// Reading files (protox compiles a directory) and building the tables take CPU in
+    /// proportion to the schema: that runs on tokio's blocking threads, so that requests go
+    /// on being served meanwhile, on a single worker thread too.
     pub async fn fetch(&self, config: &Config, upstream: &Upstream) -> Result<Option<Schema>, LoadError> {
-        let pool = match &self.source {
-            SchemaSource::Reflection => self.reflect(upstream).await?,
+        let reflected = match &self.source {
             SchemaSource::Compiled => return self.read_local(config).map(Some),
-            SchemaSource::Descriptors(_) | SchemaSource::Protos(_) => {
-                let seen = self.files_at();
-                let pool = self.read_files()?;
-                let fetched = self.build_if_new(pool, config)?;
-                *lock(&self.files_seen) = seen;
-                return Ok(fetched);
-            }
+            SchemaSource::Reflection => Some(self.reflect(upstream).await?),
+            SchemaSource::Descriptors(_) | SchemaSource::Protos(_) => None,
         };
-        self.build_if_new(pool, config)
+        let source = self.source.clone();
+        let config = config.clone();
+        let in_use = self.get().map(|schema| schema.hash().to_string());
+        let build = move || {
+            let seen = files_at(&source);
+            let pool = match reflected {
+                Some(pool) => pool,
+                None => read_files(&source)?,
+            };
+            if in_use.is_some_and(|hash| hash == super::hash_of(&pool)) {
+                return Ok((seen, None));
+            }
+            let schema = Schema::dynamic(pool, &config).map_err(|why| refused(&source, why))?;
+            Ok((seen, Some(schema)))
+        };
+        let (seen, built) = tokio::task::spawn_blocking(build)
+            .await
+            .map_err(|err| refused(&self.source, format!("the build stopped: {err}")))??;
+        if seen.is_some() {
+            *lock(&self.files_seen) = seen;
+        }
+        Ok(built)
     }
 
     /// The schema of a source on this machine (compiled or files), read at once.
     pub fn read_local(&self, config: &Config) -> Result<Schema, LoadError> {
         if self.source == SchemaSource::Compiled {
-            return Schema::compiled(config).map_err(|why| self.refused(why));
+            return Schema::compiled(config).map_err(|why| refused(&self.source, why));
         }
-        let seen = self.files_at();
-        let pool = self.read_files()?;
-        let schema = Schema::dynamic(pool, config).map_err(|why| self.refused(why))?;
+        let seen = files_at(&self.source);
+        let pool = read_files(&self.source)?;
+        let schema = Schema::dynamic(pool, config).map_err(|why| refused(&self.source, why))?;
         *lock(&self.files_seen) = seen;
         Ok(schema)
-    }
-
-    fn refused(&self, why: String) -> LoadError {
-        LoadError::Refused(format!("schema {}: {why}", self.source))
-    }
-
-    /// The schema of `pool`, or `None` when its descriptors are those of the schema in use.
-    fn build_if_new(&self, pool: DescriptorPool, config: &Config) -> Result<Option<Schema>, LoadError> {
-        if self
-            .get()
-            .is_some_and(|current| current.hash() == super::hash_of(&pool))
-        {
-            return Ok(None);
-        }
-        Schema::dynamic(pool, config)
-            .map(Some)
-            .map_err(|why| self.refused(why))
-    }
-
-    /// The file source's newest mtime and file count now (`None` for other sources).
-    fn files_at(&self) -> Option<(Option<SystemTime>, usize)> {
-        match &self.source {
-            SchemaSource::Descriptors(path) | SchemaSource::Protos(path) => Some(files::changed_at(path)),
-            SchemaSource::Compiled | SchemaSource::Reflection => None,
-        }
-    }
-
-    /// The descriptors of a file source.
-    fn read_files(&self) -> Result<DescriptorPool, LoadError> {
-        match &self.source {
-            SchemaSource::Descriptors(path) => files::descriptor_file(path),
-            SchemaSource::Protos(dir) => files::proto_dir(dir),
-            SchemaSource::Compiled | SchemaSource::Reflection => {
-                return Err(LoadError::Unavailable(format!(
-                    "schema {}: no files to read",
-                    self.source
-                )));
-            }
-        }
-        .map_err(|why| self.refused(why))
     }
 
     /// The upstream's descriptors, by server reflection.
@@ -228,4 +206,30 @@ impl LiveSchema {
     pub async fn nudged(&self) {
         self.nudge.notified().await;
     }
+}
+
+fn refused(source: &SchemaSource, why: String) -> LoadError {
+    LoadError::Refused(format!("schema {source}: {why}"))
+}
+
+/// A file source's newest mtime and file count now (`None` for other sources).
+fn files_at(source: &SchemaSource) -> Option<(Option<SystemTime>, usize)> {
+    match source {
+        SchemaSource::Descriptors(path) | SchemaSource::Protos(path) => Some(files::changed_at(path)),
+        SchemaSource::Compiled | SchemaSource::Reflection => None,
+    }
+}
+
+/// The descriptors of a file source.
+fn read_files(source: &SchemaSource) -> Result<DescriptorPool, LoadError> {
+    match source {
+        SchemaSource::Descriptors(path) => files::descriptor_file(path),
+        SchemaSource::Protos(dir) => files::proto_dir(dir),
+        SchemaSource::Compiled | SchemaSource::Reflection => {
+            return Err(LoadError::Unavailable(format!(
+                "schema {source}: no files to read"
+            )));
+        }
+    }
+    .map_err(|why| refused(source, why))
 }
