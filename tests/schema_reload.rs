@@ -196,16 +196,41 @@ async fn has_ping(addr: SocketAddr) -> bool {
     openapi["paths"].get("/MyService/Ping").is_some()
 }
 
+/// The real Python service and a gateway on `--schema descriptors:FILE` (the seed's proto),
+/// refreshed every `interval`: how the file-reload tests start.
+struct DescriptorFileGateway {
+    _python: support::process::ChildGuard,
+    dir: TempDir,
+    file: PathBuf,
+    gateway: support::process::ChildGuard,
+    addr: SocketAddr,
+    log: support::process::GatewayLog,
+}
+
+impl DescriptorFileGateway {
+    fn start(interval: &str, python_env: &[(&str, &str)]) -> DescriptorFileGateway {
+        let (python, upstream) = spawn_python_users(python_env);
+        let dir = TempDir::new("reload");
+        let file = dir.join("api.binpb");
+        write_descriptors(&dir, &file, false);
+        let config = config_with_refresh(&dir, interval);
+        let schema = format!("descriptors:{}", file.display());
+        let (gateway, addr, log) = spawn_gateway_with_schema(&config, &format!("http://{upstream}"), &schema);
+        DescriptorFileGateway {
+            _python: python,
+            dir,
+            file,
+            gateway,
+            addr,
+            log,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_changed_descriptor_file_is_served_and_a_bad_one_refused() {
-    let (_python, upstream) = spawn_python_users(&[]);
-    let dir = TempDir::new("reload");
-    let file = dir.join("api.binpb");
-    write_descriptors(&dir, &file, false);
-    let config = config_with_refresh(&dir, "100ms");
-    let schema = format!("descriptors:{}", file.display());
-    let upstream = format!("http://{upstream}");
-    let (_gateway, addr, log) = spawn_gateway_with_schema(&config, &upstream, &schema);
+    let reload = DescriptorFileGateway::start("100ms", &[]);
+    let (dir, file, addr, log) = (&reload.dir, &reload.file, reload.addr, &reload.log);
     assert!(!has_ping(addr).await);
     let ping = |addr: SocketAddr| async move {
         send(
@@ -221,7 +246,7 @@ async fn a_changed_descriptor_file_is_served_and_a_bad_one_refused() {
 
     // A new method in the file: routed and documented, without a restart. The Python
     // service does not have it, so calling it reaches the upstream and is its 501.
-    write_descriptors(&dir, &file, true);
+    write_descriptors(dir, file, true);
     eventually(
         "the new method in /openapi.json",
         Duration::from_secs(10),
@@ -240,7 +265,7 @@ async fn a_changed_descriptor_file_is_served_and_a_bad_one_refused() {
     });
 
     // A malformed file is refused: the last good schema keeps serving.
-    std::fs::write(&file, b"\xff\xff not descriptors").expect("write junk");
+    std::fs::write(file, b"\xff\xff not descriptors").expect("write junk");
     let refused = log.wait_for(
         "schema refused; the last good one keeps serving",
         Duration::from_secs(10),
@@ -260,16 +285,11 @@ async fn a_changed_descriptor_file_is_served_and_a_bad_one_refused() {
 
 #[tokio::test]
 async fn sighup_reloads_the_schema_and_requests_in_flight_finish() {
-    let (_python, upstream) = spawn_python_users(&[("USERS_SERVICE_TEST_HOOKS", "1")]);
-    let dir = TempDir::new("reload");
-    let file = dir.join("api.binpb");
-    write_descriptors(&dir, &file, false);
     // The interval is long: only the signal can make this reload happen in time.
-    let config = config_with_refresh(&dir, "1h");
-    let schema = format!("descriptors:{}", file.display());
-    let upstream = format!("http://{upstream}");
-    let (gateway, addr, log) = spawn_gateway_with_schema(&config, &upstream, &schema);
-    write_descriptors(&dir, &file, true);
+    let reload = DescriptorFileGateway::start("1h", &[("USERS_SERVICE_TEST_HOOKS", "1")]);
+    let (dir, file, addr, log) = (&reload.dir, &reload.file, reload.addr, &reload.log);
+    let gateway = &reload.gateway;
+    write_descriptors(dir, file, true);
     assert!(!has_ping(addr).await);
     // A request in flight across the swap finishes on the schema it started with.
     let slow_url = format!("http://{addr}/users?ids=1");
@@ -288,11 +308,11 @@ async fn sighup_reloads_the_schema_and_requests_in_flight_finish() {
         || async { (metric(addr, "http_server_active_requests").await >= 2).then_some(()) },
     )
     .await;
-    hang_up(&gateway);
+    hang_up(gateway);
     let loaded = log.wait_for("schema loaded", Duration::from_secs(10), |r| {
         r["trigger"] == "sighup"
     });
-    assert_eq!(loaded["source"], schema);
+    assert_eq!(loaded["source"], format!("descriptors:{}", file.display()));
     assert!(has_ping(addr).await);
     assert_eq!(
         metric(addr, "protogate_schema_reloads_total{result=\"changed\"}").await,
@@ -302,7 +322,7 @@ async fn sighup_reloads_the_schema_and_requests_in_flight_finish() {
     assert_eq!(slow.status, 200, "{}", String::from_utf8_lossy(&slow.body));
     assert_eq!(slow.json()["data"][0]["name"], "Alice");
     // The same descriptors again: counted as unchanged, nothing swapped.
-    hang_up(&gateway);
+    hang_up(gateway);
     eventually(
         "the second SIGHUP to be counted",
         Duration::from_secs(10),
