@@ -11,6 +11,10 @@
 //! and the rest of plain data and pure functions. `pb` and `descriptors` hold what
 //! `build.rs` generated.
 
+// The library runs in other processes too (the tests, the fuzz targets): it never touches
+// process-wide settings, and holds no unsafe code.
+#![forbid(unsafe_code)]
+
 pub mod admission;
 pub mod binding;
 pub mod body_intake;
