@@ -13,7 +13,7 @@ use http::Method;
 use protogate::pb::protogate_unpackaged::{UserReply, UserReq};
 use support::TempDir;
 use support::http::send;
-use support::process::{manifest_dir, shipped_config, spawn_gateway, spawn_gateway_for};
+use support::process::{manifest_dir, shipped_config, spawn_gateway_for, spawn_gateway_with_schema_env};
 use support::upstream::{RecordingUpstream, Reply};
 
 /// `VmHWM` (peak RSS) or `VmRSS` of `pid`, in KiB.
@@ -84,19 +84,8 @@ async fn sixteen_bodies_stay_under(schema: Option<String>, limit_mib: u64) {
         Some(schema) => {
             let config = shipped_config();
             let config = config.to_str().expect("UTF-8");
-            spawn_gateway(
-                &[
-                    "--config",
-                    config,
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--upstream",
-                    &upstream_url,
-                    "--schema",
-                    schema,
-                ],
-                &[("PROTOGATE_WORKER_THREADS", "8")],
-            )
+            let workers = [("PROTOGATE_WORKER_THREADS", "8")];
+            spawn_gateway_with_schema_env(config, &upstream_url, schema, &workers)
         }
     };
     let idle = memory_kib(gateway.pid(), "VmRSS");

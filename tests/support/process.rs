@@ -390,6 +390,16 @@ pub fn spawn_gateway_with_schema(
     upstream: &str,
     schema: &str,
 ) -> (ChildGuard, SocketAddr, GatewayLog) {
+    spawn_gateway_with_schema_env(config, upstream, schema, &[])
+}
+
+/// `spawn_gateway_with_schema` with `env` (e.g. `PROTOGATE_WORKER_THREADS`).
+pub fn spawn_gateway_with_schema_env(
+    config: &str,
+    upstream: &str,
+    schema: &str,
+    env: &[(&str, &str)],
+) -> (ChildGuard, SocketAddr, GatewayLog) {
     spawn_gateway(
         &[
             "--config",
@@ -401,7 +411,7 @@ pub fn spawn_gateway_with_schema(
             "--schema",
             schema,
         ],
-        &[],
+        env,
     )
 }
 
