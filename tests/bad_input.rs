@@ -220,6 +220,50 @@ async fn chunked_body_over_the_limit_is_413() {
     assert!(upstream.calls().is_empty());
 }
 
+/// A client that declares a body over the limit and writes all of it before it reads (as
+/// simple clients do) still reads the 413: the gateway answers before reading the body, and
+/// then keeps reading and discarding it until the client closes (server/linger.rs) instead
+/// of closing on unread data, which would reset the connection and lose the answer (8 MiB
+/// here: without the linger, the write fails with a broken pipe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_writes_its_whole_oversized_body_before_reading_gets_the_413() {
+    use std::io::{Read as _, Write as _};
+    let upstream = RecordingUpstream::start(|_| ok_reply()).await;
+    let gateway = TestGateway::start(upstream.addr, "[server]\nmax_body_bytes = 1000").await;
+    let addr = gateway.addr;
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        let body = vec![b' '; 8 * 1024 * 1024];
+        let head = format!(
+            "POST /MyService/User HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("head written");
+        stream.write_all(&body).expect("the whole body is written: the gateway reads it");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("the answer, then the gateway's close");
+        String::from_utf8(answer).expect("UTF-8")
+    })
+    .await
+    .expect("no panic");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("head and body");
+    assert!(head.starts_with("HTTP/1.1 413 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let status: serde_json::Value = serde_json::from_str(body).expect("JSON body");
+    assert_eq!(
+        status,
+        json!({"code": 8, "message": "request body exceeds the limit of 1000 bytes", "details": []})
+    );
+    assert!(upstream.calls().is_empty());
+}
+
 /// A page on another site can POST a Blob without a `Content-Type` and without a
 /// preflight; such a body is never read as JSON. An empty body needs no type.
 #[tokio::test]

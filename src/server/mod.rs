@@ -3,7 +3,9 @@
 //! timer, which silently disables hyper's header-read timeout (slowloris), and because it
 //! has no connection limit: past `server.max_connections` a new connection is closed as
 //! soon as it is accepted, and a connection that does nothing gives its slot back
-//! (`connection.rs`). On shutdown the
+//! (`connection.rs`). A connection that hyper closes lingers, reading what its client still
+//! sends, so that an answer given before the body was read is not lost to a reset
+//! (`linger.rs`). On shutdown the
 //! gateway marks itself draining (`/readyz` → 503), stops accepting, lets in-flight requests
 //! finish within `server.drain_timeout`, then returns.
 
@@ -35,6 +37,7 @@ use crate::request_id;
 use crate::startup::StartupError;
 
 mod connection;
+mod linger;
 
 /// Streams reset by the client before they were served, per connection (hyper's default).
 const HTTP2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
@@ -193,7 +196,7 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
         let watch = connection::Watch::new();
         let service = watched(app.clone(), watch.clone());
         let served = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(linger::Lingering::new(stream)), service)
             .into_owned();
         let draining = draining.clone();
         tokio::spawn(async move {
