@@ -195,8 +195,9 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
         let _ = stream.set_nodelay(true);
         let watch = connection::Watch::new();
         let service = watched(app.clone(), watch.clone());
+        let socket = linger::ClientSocket::new(stream);
         let served = builder
-            .serve_connection(TokioIo::new(linger::Lingering::new(stream)), service)
+            .serve_connection(TokioIo::new(socket.clone()), service)
             .into_owned();
         let draining = draining.clone();
         tokio::spawn(async move {
@@ -204,6 +205,7 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
             if let Err(err) = ended.await {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");
             }
+            socket.linger().await;
             drop(slot);
         });
     }
