@@ -40,7 +40,7 @@ WORKDIR /build
 FROM chef AS planner
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src/main.rs src/lib.rs ./src/
-COPY tests/streaming.rs tests/json_mapping.rs tests/interop.rs tests/otlp.rs tests/panic.rs ./tests/
+COPY tests/streaming.rs tests/protocol_grpc_streams.rs tests/json_mapping.rs tests/json_differential.rs tests/json_edges.rs tests/interop.rs tests/showcase.rs tests/otlp.rs tests/panic.rs tests/counts.rs tests/shape_output.rs tests/shape_errors.rs tests/shape_fields.rs tests/shape_patch.rs tests/shape_query.rs ./tests/
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder

@@ -1,13 +1,18 @@
-//! Build script: compiles the seed's contract, `../proto/api.proto`, with protox (no system
-//! `protoc`) into prost types plus a tonic client and server for `MyService`. It owns nothing
-//! else; the gateway's own build (`../build.rs`) is separate.
+//! Build script: compiles the seed's contract, `../proto/api.proto`, and grpc's RouteGuide
+//! (`../tests/routeguide/route_guide.proto`, for `bench streams`) with protox (no system
+//! `protoc`) into prost types plus tonic clients and servers. It owns nothing else; the
+//! gateway's own build (`../build.rs`) is separate.
 //!
 //! The file has no `package`, so prost writes its types to `_.rs`, and tonic keeps the wire
 //! path `/MyService/User`, the same path the gateway and the Python service use.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=../proto/api.proto");
-    let fds = protox::compile(["api.proto"], ["../proto"])?;
+    println!("cargo:rerun-if-changed=../tests/routeguide/route_guide.proto");
+    let fds = protox::compile(
+        ["api.proto", "route_guide.proto"],
+        ["../proto", "../tests/routeguide"],
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

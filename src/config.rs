@@ -4,6 +4,7 @@
 //! rule's selector and fields exist is checked later, against the descriptors, when the route
 //! table is built (`routing::rules`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub schema: SchemaConfig,
     pub rules: Vec<RuleSpec>,
+    pub protocols: ProtocolsConfig,
 }
 
 /// Cross-origin access for browsers. No origins (the default) means CORS is off.
@@ -90,6 +92,10 @@ pub struct ServerConfig {
     /// Client connections open at once; a connection past it is closed as soon as it is
     /// accepted, so memory stays bounded whatever the number of clients.
     pub max_connections: usize,
+    /// WebSocket calls open at once. Each also holds a place among `max_concurrent_requests`
+    /// for its whole life; this cap keeps long-lived sockets from taking all of them. One
+    /// more gets 503 with Retry-After before the upgrade.
+    pub max_websockets: usize,
     /// A connection with no request in flight for this long is closed (HTTP/2 with GOAWAY).
     pub idle_timeout: Duration,
     /// HTTP/2 pings to a client after this long without a frame from it ...
@@ -107,6 +113,8 @@ pub struct TranscodingConfig {
     pub forward_headers: Vec<HeaderName>,
     /// Which `Grpc-Metadata-*` request headers are forwarded (all, none, or named ones).
     pub client_metadata: ClientMetadata,
+    /// How replies are printed, globally and per service and method (`output.rs`).
+    pub output: OutputConfig,
 }
 
 /// Values from flags or env vars that replace the file's.
@@ -145,7 +153,18 @@ struct RawConfig {
     #[serde(default)]
     schema: schema::RawSchema,
     #[serde(default)]
+    errors: RawErrors,
+    #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    protocols: protocols::RawProtocols,
+}
+
+/// `[errors]`: the form of error answers, for routes that set none of their own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawErrors {
+    format: Option<ErrorFormat>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +197,7 @@ struct RawServer {
     max_inflight_body_bytes: Option<usize>,
     http2_max_concurrent_streams: Option<u32>,
     max_connections: Option<usize>,
+    max_websockets: Option<usize>,
     idle_timeout: Option<String>,
     http2_keepalive_interval: Option<String>,
     http2_keepalive_timeout: Option<String>,
@@ -192,6 +212,14 @@ struct RawTranscoding {
     #[serde(default)]
     forward_headers: Vec<String>,
     client_metadata: Option<RawClientMetadata>,
+    emit_unpopulated: Option<bool>,
+    use_proto_names: Option<bool>,
+    enums_as_numbers: Option<bool>,
+    strip_enum_prefix: Option<bool>,
+    #[serde(default)]
+    services: BTreeMap<String, OutputOverrides>,
+    #[serde(default)]
+    methods: BTreeMap<String, OutputOverrides>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -298,6 +326,7 @@ impl RawConfig {
                 s.http2_max_concurrent_streams.unwrap_or(100) as usize,
             )? as u32,
             max_connections: positive("server.max_connections", s.max_connections.unwrap_or(4096))?,
+            max_websockets: positive("server.max_websockets", s.max_websockets.unwrap_or(128))?,
             idle_timeout: duration("server.idle_timeout", s.idle_timeout, "60s")?,
             http2_keepalive_interval: duration(
                 "server.http2_keepalive_interval",
@@ -340,6 +369,18 @@ impl RawConfig {
             unknown_query_parameters,
             forward_headers,
             client_metadata: RawClientMetadata::validate(t.client_metadata)?,
+            output: OutputConfig {
+                global: OutputOverrides {
+                    emit_unpopulated: t.emit_unpopulated,
+                    use_proto_names: t.use_proto_names,
+                    enums_as_numbers: t.enums_as_numbers,
+                    strip_enum_prefix: t.strip_enum_prefix,
+                    error_format: self.errors.format,
+                }
+                .over(OutputOptions::default()),
+                services: t.services,
+                methods: t.methods,
+            },
         };
         let cors = self.cors.validate()?;
         let schema = self.schema.validate(overrides.schema.as_deref())?;
@@ -357,18 +398,23 @@ impl RawConfig {
             cors,
             schema,
             rules,
+            protocols: self.protocols.validate(),
         })
     }
 }
 
 mod client_metadata;
 mod cors;
+mod output;
+mod protocols;
 mod rules;
 mod schema;
 mod values;
 
 pub use client_metadata::ClientMetadata;
 use client_metadata::RawClientMetadata;
+pub use output::{ErrorFormat, OutputConfig, OutputOptions, OutputOverrides};
+pub use protocols::ProtocolsConfig;
 pub use schema::{SchemaConfig, SchemaSource};
 
 use rules::RawRule;

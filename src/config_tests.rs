@@ -258,3 +258,42 @@ fn client_metadata_is_all_none_or_a_list() {
         Err("transcoding.client_metadata: \"bad name\" is not a metadata name".to_string())
     );
 }
+
+#[test]
+fn output_options_and_error_format_parse_at_every_level() {
+    let config = parse(
+        r#"
+[transcoding]
+emit_unpopulated = true
+[transcoding.services."a.S"]
+use_proto_names = true
+[transcoding.methods."a.S.M"]
+error_format = "status"
+[errors]
+format = "problem"
+[[rules]]
+selector = "a.S.M"
+get = "/m"
+enums_as_numbers = true
+"#,
+    )
+    .expect("valid");
+    let output = &config.transcoding.output;
+    let resolved = output.resolve("a.S.M", &config.rules[0].output);
+    assert_eq!(
+        resolved,
+        OutputOptions {
+            emit_unpopulated: true,
+            use_proto_names: true,
+            enums_as_numbers: true,
+            strip_enum_prefix: false,
+            error_format: ErrorFormat::Status,
+        }
+    );
+    let other = output.resolve("a.S.N", &OutputOverrides::default());
+    assert_eq!(other.error_format, ErrorFormat::Problem);
+    assert!(other.use_proto_names && !other.enums_as_numbers);
+    // Unknown keys in an override table are refused like any other.
+    let err = parse("[transcoding.services.\"a.S\"]\nemit_unpopulted = true").expect_err("typo");
+    assert!(err.0.contains("emit_unpopulted"), "{err}");
+}

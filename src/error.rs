@@ -1,18 +1,24 @@
 //! `GatewayError`: every failure the gateway reports, and the only conversion from a failure
-//! to an HTTP response. The body is always `google.rpc.Status` proto3 JSON
-//! (`{"code":…,"message":"…","details":[…]}`) with `Content-Type: application/json`.
+//! to an HTTP response (`render.rs`). The body is `google.rpc.Status` proto3 JSON
+//! (`{"code":…,"message":"…","details":[…]}`) with `Content-Type: application/json`, or,
+//! where `[errors] format = "problem"` says so, RFC 9457 `application/problem+json`.
 //!
 //! Each error knows its gRPC code, its HTTP status and who is at fault. Client faults are
 //! 4xx; upstream faults are 502/503/504 or the upstream's own code mapped through
 //! [`http_status`]; gateway faults are 500 and their internals go to the log, never to the
-//! client. Rendering of `details` lives in `details.rs`.
+//! client. Rendering of `details` lives in `details.rs`; the status table in `status_table.rs`.
 
-use axum::response::{IntoResponse, Response};
+mod render;
+mod status_table;
+
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use tonic::Code;
 
+pub use crate::config::ErrorFormat;
 use crate::details;
+pub use render::ErrorCode;
+pub use status_table::http_status;
 
 /// Who caused a failure; decides the log level and whether internals may be shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +45,23 @@ pub struct GatewayError {
     never_sent: bool,
     /// Upstream metadata that came with a failed call, returned as `Grpc-Metadata-*`.
     headers: Option<Box<http::HeaderMap>>,
+    /// What the access log says about this error (`ErrorCode::reason`).
+    logged: Logged,
+    /// The body's form: the route's, once routed (`in_format`); else the gateway's.
+    format: Option<ErrorFormat>,
+}
+
+/// What the access log may say about an error's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logged {
+    /// The message the client got: the gateway wrote it.
+    Message,
+    /// The upstream wrote the message, which may carry user data: only its code is logged.
+    UpstreamCode,
+    /// No route: a fixed text instead of the message, which carries the raw path. (No
+    /// payload: the enum sits in `GatewayError`'s padding, which keeps the error, returned on
+    /// every path of a request, as small as it was.)
+    NoRoute,
 }
 
 impl GatewayError {
@@ -52,6 +75,8 @@ impl GatewayError {
             allow: None,
             headers: None,
             never_sent: false,
+            logged: Logged::Message,
+            format: None,
         }
     }
 
@@ -62,7 +87,10 @@ impl GatewayError {
 
     /// No route matches the path under any method.
     pub fn route_not_found(path: &str) -> Self {
-        Self::new(Code::NotFound, Fault::Client, format!("no route for {path}"))
+        let mut err = Self::new(Code::NotFound, Fault::Client, format!("no route for {path}"));
+        // Logs carry route templates, never raw paths.
+        err.logged = Logged::NoRoute;
+        err
     }
 
     /// The path is routed, but not for this method; `allow` lists the methods that are.
@@ -93,6 +121,12 @@ impl GatewayError {
     /// The request is malformed in a way that is not about one field.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(Code::InvalidArgument, Fault::Client, message)
+    }
+
+    /// The gateway does not serve what was asked for in this protocol: a method outside its
+    /// schema, or a protocol turned off (UNIMPLEMENTED, 501).
+    pub fn not_served(message: impl Into<String>) -> Self {
+        Self::new(Code::Unimplemented, Fault::Client, message)
     }
 
     /// The request body is larger than the configured limit.
@@ -220,6 +254,7 @@ impl GatewayError {
     pub fn upstream_status(status: &tonic::Status) -> Self {
         let mut err = Self::new(status.code(), Fault::Upstream, status.message());
         err.details = details::from_status_details(status.details());
+        err.logged = Logged::UpstreamCode;
         err
     }
 
@@ -232,6 +267,13 @@ impl GatewayError {
                 None => self.headers = Some(Box::new(headers)),
             }
         }
+        self
+    }
+
+    /// The same error about one message of a request stream: its message starts with
+    /// `which` (`line 3`, `element 3`), so that the client knows which message was refused.
+    pub fn in_message(mut self, which: &str) -> Self {
+        self.message = format!("{which}: {}", self.message);
         self
     }
 
@@ -251,6 +293,12 @@ impl GatewayError {
         &self.message
     }
 
+    /// This error answered in `format`, unless a more specific one (the route's) is set.
+    pub fn in_format(mut self, format: ErrorFormat) -> Self {
+        self.format.get_or_insert(format);
+        self
+    }
+
     /// The `google.rpc.Status` JSON body.
     pub fn body(&self) -> Value {
         json!({ "code": self.code as i32, "message": self.message, "details": self.details })
@@ -265,28 +313,6 @@ impl std::fmt::Display for GatewayError {
 
 impl std::error::Error for GatewayError {}
 
-impl IntoResponse for GatewayError {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.body()).unwrap_or_else(|_| b"{\"code\":13}".to_vec());
-        let mut response = (self.http, body).into_response();
-        let headers = response.headers_mut();
-        if let Some(extra) = self.headers {
-            headers.extend(*extra);
-        }
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(allow) = self.allow {
-            headers.insert(header::ALLOW, allow);
-        }
-        response.extensions_mut().insert(ErrorCode(self.code, self.fault));
-        response
-    }
-}
-
-/// Marks a response as an error with this gRPC code, for the access log and metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub Code, pub Fault);
-
-/// grpc-gateway's `HTTPStatusFromCode`, copied (runtime/errors.go), not invented.
 /// An error and all its sources on one line (`a: b: c`), for logs: the client gets the
 /// short message, the operator the whole cause.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
@@ -298,90 +324,6 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-pub fn http_status(code: Code) -> StatusCode {
-    match code {
-        Code::Ok => StatusCode::OK,
-        // 499 "Client Closed Request", as nginx and grpc-gateway use it.
-        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-        Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
-        Code::InvalidArgument => StatusCode::BAD_REQUEST,
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists => StatusCode::CONFLICT,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        // Not 412: grpc-gateway notes that FailedPrecondition means "fix the system state",
-        // which HTTP expresses as a plain 400.
-        Code::FailedPrecondition => StatusCode::BAD_REQUEST,
-        Code::Aborted => StatusCode::CONFLICT,
-        Code::OutOfRange => StatusCode::BAD_REQUEST,
-        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_table_covers_every_code() {
-        let table = [
-            (0, 200),
-            (1, 499),
-            (2, 500),
-            (3, 400),
-            (4, 504),
-            (5, 404),
-            (6, 409),
-            (7, 403),
-            (8, 429),
-            (9, 400),
-            (10, 409),
-            (11, 400),
-            (12, 501),
-            (13, 500),
-            (14, 503),
-            (15, 500),
-            (16, 401),
-        ];
-        for (code, http) in table {
-            assert_eq!(http_status(Code::from_i32(code)).as_u16(), http, "code {code}");
-        }
-        // Any number outside the enum is UNKNOWN on the wire, so it must map like UNKNOWN.
-        assert_eq!(http_status(Code::from_i32(99)), StatusCode::INTERNAL_SERVER_ERROR);
-    }
-
-    #[test]
-    fn method_not_allowed_carries_allow_header_and_json() {
-        let err =
-            GatewayError::method_not_allowed(&http::Method::DELETE, &[http::Method::GET, http::Method::POST]);
-        let response = err.into_response();
-        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(response.headers()[header::ALLOW], "GET, POST");
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
-    }
-
-    #[test]
-    fn internal_errors_hide_their_cause() {
-        let err = GatewayError::internal("secret stack detail");
-        assert_eq!(
-            err.body(),
-            json!({"code": 13, "message": "internal gateway error", "details": []})
-        );
-    }
-
-    #[test]
-    fn bad_field_has_bad_request_detail() {
-        let body = GatewayError::bad_field("ids", "invalid value \"x\"").body();
-        assert_eq!(body["code"], 3);
-        assert_eq!(
-            body["details"][0]["@type"],
-            "type.googleapis.com/google.rpc.BadRequest"
-        );
-        assert_eq!(body["details"][0]["fieldViolations"][0]["field"], "ids");
-    }
-}
+#[path = "error/tests.rs"]
+mod tests;

@@ -26,16 +26,19 @@ use crate::upstream::{Connection, InFlight, Live};
 mod compression;
 mod deadline;
 mod failure;
+pub mod relay;
+mod streams;
 mod wire;
 
 use compression::Encoding;
 use deadline::grpc_timeout;
 pub use deadline::{deadline, parse_grpc_timeout, parse_request_timeout};
 use failure::{head_error, missing_status, reply_error, sent, unsent};
+pub use streams::{PendingReply, Requests, open_stream};
 use wire::{
     check_head, compressed_flag, metadata_of, not_grpc, split_frame, status_from, upstream_error, whole_frame,
 };
-pub use wire::{frame, is_unimplemented_answer};
+pub use wire::{envelope, envelope_prefix, frame, is_unimplemented_answer, take_envelope};
 
 const GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
 const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");

@@ -26,6 +26,7 @@ pub mod details;
 pub mod error;
 pub mod gateway;
 pub mod grpc;
+pub mod log_writer;
 pub mod logging;
 pub mod metadata;
 pub mod method;

@@ -1,5 +1,6 @@
 //! Log output: one JSON object per line on stdout (text on a terminal), written off the
-//! request path. It owns the line format and the writer, not what is logged (the access log
+//! request path. Text lines carry ANSI colours only when stdout is a terminal: written to a
+//! file or a pipe (`--log-format text > gateway.log`) they are plain. It owns the line format and the writer, not what is logged (the access log
 //! line is `gateway/access.rs`'s).
 //!
 //! The JSON line is the shape operators already parse: `timestamp` (RFC 3339 UTC,
@@ -9,64 +10,66 @@
 //! cost of the access log (callgrind: about 16k instructions per request, now about 3k). The
 //! date part is formatted once per second per thread.
 //!
-//! Lines go through tracing-appender's non-blocking writer: a dedicated thread drains a
-//! bounded queue into a buffered stdout, so the request path never waits on a write syscall,
-//! and under load many lines share one write. If stdout stalls and the queue (1024 lines;
-//! its slots are allocated up front, 32 bytes each) fills, lines are dropped rather than
-//! requests stalled, and counted: `protogate_log_lines_dropped_total` on `/metrics`.
+//! Lines go through `log_writer.rs`: appended to one buffer that a thread of its own writes
+//! to stdout in batches, so the request path never waits on, or wakes anything for, a write
+//! syscall. If stdout stalls and the buffer fills, lines are dropped rather than requests
+//! stalled, and counted: `protogate_log_lines_dropped_total` on `/metrics`.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::io::{BufWriter, IsTerminal};
-use std::sync::OnceLock;
+use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Lines dropped because stdout could not keep up; see [`dropped_lines`].
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+use crate::log_writer::{self, WriterGuard};
 
 /// Keeps the log writer's thread alive; dropping it flushes what is queued. Hold it until
 /// the end of `main`.
 #[must_use = "dropping the guard stops the log writer"]
-pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+pub struct LogGuard(#[allow(dead_code)] Option<WriterGuard>);
 
 /// Installs the global subscriber: `json` (the default when stdout is not a terminal) or
-/// `text`, filtered by `RUST_LOG` (default `info`).
-pub fn init(format: Option<&str>) -> LogGuard {
+/// `text`, filtered by `RUST_LOG` (default `default_level`, `info` for the gateway).
+pub fn init(format: Option<&str>, default_level: &str) -> LogGuard {
+    let terminal = std::io::stdout().is_terminal();
     let json = match format {
         Some("text") => false,
         Some(_) => true,
-        None => !std::io::stdout().is_terminal(),
+        None => !terminal,
     };
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(1_024)
-        .lossy(true)
-        .thread_name("protogate-log")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
-    let _ = DROPPED.set(writer.error_counter());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(writer);
+        .with_ansi(terminal);
+    // Without a thread for the writer (never seen), lines go straight to stdout.
+    let Ok((writer, guard)) = log_writer::start(std::io::stdout()) else {
+        let builder = builder.with_writer(std::io::stdout);
+        if json {
+            builder.event_format(JsonLines).init();
+        } else {
+            builder.init();
+        }
+        return LogGuard(None);
+    };
+    let builder = builder.with_writer(writer);
     if json {
         builder.event_format(JsonLines).init();
     } else {
         builder.init();
     }
-    LogGuard(guard)
+    LogGuard(Some(guard))
 }
 
 /// Log lines dropped so far because the output could not keep up (0 before `init`).
 pub fn dropped_lines() -> usize {
-    DROPPED.get().map_or(0, ErrorCounter::dropped_lines)
+    log_writer::dropped_lines()
 }
 
 /// The JSON line format (see the module docs).

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use protogate::gateway::served;
 use protogate::{Config, Overrides, StartupError};
 
 /// A gRPC → HTTP/JSON gateway.
@@ -16,17 +17,18 @@ struct Cli {
     #[arg(long, env = "PROTOGATE_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Address to listen on, overriding the config file (e.g. 0.0.0.0:8080).
-    #[arg(long, env = "PROTOGATE_LISTEN")]
+    #[arg(long, env = "PROTOGATE_LISTEN", global = true)]
     listen: Option<String>,
     /// Upstream gRPC URL, overriding the config file (e.g. http://users:50051).
-    #[arg(long, env = "PROTOGATE_UPSTREAM")]
+    #[arg(long, env = "PROTOGATE_UPSTREAM", global = true)]
     upstream: Option<String>,
     /// Where the schema comes from, overriding the config file: compiled (the protos built
-    /// in), descriptors:PATH (a FileDescriptorSet) or protos:DIR (.proto files).
+    /// in; the default), reflection (the upstream's gRPC server reflection),
+    /// descriptors:PATH (a FileDescriptorSet) or protos:DIR (.proto files).
     #[arg(long, env = "PROTOGATE_SCHEMA", global = true)]
     schema: Option<String>,
     /// Log format: json (default when stdout is not a terminal) or text.
-    #[arg(long, env = "PROTOGATE_LOG_FORMAT")]
+    #[arg(long, env = "PROTOGATE_LOG_FORMAT", global = true)]
     log_format: Option<String>,
     /// Threads that serve requests; default: one per CPU this process may use (its affinity
     /// and cgroup CPU limit). With one, the runtime is single-threaded.
@@ -38,7 +40,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate the config and the routes, print the route table, and exit.
+    /// Validate the config and the routes, print the route table, and exit. With
+    /// `--schema reflection` it asks the upstream (`--upstream`) for its schema.
     CheckConfig,
     /// Probe a URL and exit 0 on HTTP 200 (for container healthchecks, where no curl exists).
     Healthcheck {
@@ -57,7 +60,10 @@ fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
     // Held to the end of main: dropping it flushes the log lines still queued.
-    let _log = protogate::logging::init(cli.log_format.as_deref());
+    // check-config prints its answer on stdout and its failure on stderr: log lines
+    // (connect attempts, "no schema yet") would only repeat them, so it logs errors only.
+    let quiet = matches!(cli.command, Some(Command::CheckConfig));
+    let _log = protogate::logging::init(cli.log_format.as_deref(), if quiet { "error" } else { "info" });
     let runtime = match runtime(cli.worker_threads) {
         Ok(rt) => rt,
         Err(err) => return fail(&StartupError::Runtime(err)),
@@ -81,8 +87,8 @@ fn main() -> ExitCode {
         }
         let Some(schema) = gateway.schema() else {
             let why = protogate::StartupError::Schema(format!(
-                "schema {}: no schema: the upstream did not answer",
-                gateway.config().schema.source
+                "no schema: {}; start it, or point --upstream at it",
+                gateway.schema_waiting()
             ));
             return fail(&why);
         };
@@ -92,9 +98,18 @@ fn main() -> ExitCode {
             schema.methods().iter().count(),
             schema.routes().routes().len()
         );
-        for route in schema.routes().routes() {
+        let not_served = served::not_served(&schema);
+        if !not_served.is_empty() {
+            println!("# not served (no codec in this build): {}", not_served.join(", "));
+        }
+        for route in served::routes_in_reading_order(&schema) {
+            // A streaming method says its shape, so the reader knows which forms it takes.
+            let shape = match route.method.kind {
+                protogate::method::MethodKind::Unary => String::new(),
+                kind => format!(" [{}]", kind.as_str()),
+            };
             println!(
-                "{} {} -> {} ({})",
+                "{} {} -> {}{shape} ({})",
                 route.http_method,
                 route.template.as_str(),
                 route.method.full_name,
@@ -211,11 +226,11 @@ fn load_config(cli: &Cli) -> Result<Config, StartupError> {
     }
 }
 
-/// One line on stderr, exit code 2: what an operator sees when startup fails.
+/// One line on stderr, exit code 2: what an operator sees when startup fails. Only there:
+/// the same words as a log line on stdout would show the one problem twice in a terminal or
+/// a container's log.
 fn fail(err: &StartupError) -> ExitCode {
-    let message = err.to_string();
-    tracing::error!(error = message, "protogate cannot start");
-    eprintln!("protogate: {message}");
+    eprintln!("protogate: {err}");
     ExitCode::from(2)
 }
 

@@ -40,6 +40,8 @@ fn is_forbidden(name: &str) -> bool {
             | "set-cookie"
     ) || name.starts_with("content-")
         || name.starts_with("grpc-")
+        // Reserved by the Connect protocol (connect-protocol-version, connect-timeout-ms).
+        || name.starts_with("connect-")
         || name.starts_with(':')
 }
 
@@ -55,6 +57,49 @@ pub fn to_grpc_with(
     extra: &[HeaderName],
     client: &ClientMetadata,
 ) -> Result<MetadataMap, GatewayError> {
+    collect(headers, |name| {
+        let text = name.as_str();
+        if let Some(stripped) = text.strip_prefix(METADATA_PREFIX) {
+            client.allows(stripped).then_some((stripped, false))
+        } else if BUILT_IN.contains(&text) {
+            Some((text, true))
+        } else if extra.iter().any(|h| h == name) {
+            Some((text, false))
+        } else {
+            None
+        }
+    })
+}
+
+/// The metadata of a gRPC client's own call (pass-through), whose headers are metadata
+/// already: each name passes by the rule that a `Grpc-Metadata-{name}` header would
+/// (`client`), or as a built-in or configured name; the forbidden names (`grpc-*`,
+/// `content-*`, hop-by-hop, …) never do. A `Grpc-Metadata-*` header is read as for REST.
+pub fn from_grpc_client(
+    headers: &HeaderMap,
+    extra: &[HeaderName],
+    client: &ClientMetadata,
+) -> Result<MetadataMap, GatewayError> {
+    collect(headers, |name| {
+        let text = name.as_str();
+        if let Some(stripped) = text.strip_prefix(METADATA_PREFIX) {
+            client.allows(stripped).then_some((stripped, false))
+        } else if BUILT_IN.contains(&text) {
+            Some((text, true))
+        } else if client.allows(text) || extra.iter().any(|h| h == name) {
+            Some((text, false))
+        } else {
+            None
+        }
+    })
+}
+
+/// The allowed headers as metadata: `select` gives a header's metadata key (and whether it
+/// is a built-in name) or refuses it; forbidden and hop-by-hop names are dropped after it.
+fn collect<'h>(
+    headers: &'h HeaderMap,
+    select: impl Fn(&'h HeaderName) -> Option<(&'h str, bool)>,
+) -> Result<MetadataMap, GatewayError> {
     let hop_by_hop: Vec<String> = headers
         .get_all(http::header::CONNECTION)
         .iter()
@@ -66,16 +111,7 @@ pub fn to_grpc_with(
     let mut metadata = HeaderMap::new();
     for (name, value) in headers {
         let text = name.as_str();
-        let (key, built_in) = if let Some(stripped) = text.strip_prefix(METADATA_PREFIX) {
-            if !client.allows(stripped) {
-                continue;
-            }
-            (stripped, false)
-        } else if BUILT_IN.contains(&text) {
-            (text, true)
-        } else if extra.iter().any(|h| h == name) {
-            (text, false)
-        } else {
+        let Some((key, built_in)) = select(name) else {
             continue;
         };
         if key.is_empty() || is_forbidden(key) || hop_by_hop.iter().any(|h| h == text || h == key) {
@@ -181,6 +217,12 @@ pub fn to_http(metadata: &MetadataMap, headers: &mut HeaderMap) {
 /// Copies the upstream's trailer metadata into `Grpc-Trailer-*` HTTP trailers.
 pub fn trailers_to_http(metadata: &MetadataMap, trailers: &mut HeaderMap) {
     write(metadata, trailers, TRAILER_PREFIX);
+}
+
+/// Copies upstream metadata into response headers named `{prefix}{key}`: `""` for Connect's
+/// leading metadata, `"trailer-"` for its trailing metadata in a unary answer.
+pub fn to_http_prefixed(metadata: &MetadataMap, headers: &mut HeaderMap, prefix: &str) {
+    write(metadata, headers, prefix);
 }
 
 /// Whether the client takes HTTP trailers: `TE: trailers` (RFC 9110 §10.1.4).

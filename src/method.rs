@@ -12,12 +12,26 @@ use prost_reflect::{DescriptorPool, MessageDescriptor, MethodDescriptor};
 
 use crate::codec::{Codec, compiled};
 
-/// How a method is called. Client-streaming and bidirectional methods are not in the table:
-/// an HTTP/JSON request carries one message.
+/// How a method is called: gRPC's four shapes. Every shape is in the table; the front-ends
+/// say how each is carried (`gateway/client_stream.rs`, `gateway/websocket.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MethodKind {
     Unary,
     ServerStreaming,
+    ClientStreaming,
+    BidiStreaming,
+}
+
+impl MethodKind {
+    /// The shape in words, for `check-config` and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodKind::Unary => "unary",
+            MethodKind::ServerStreaming => "server streaming",
+            MethodKind::ClientStreaming => "client streaming",
+            MethodKind::BidiStreaming => "bidirectional streaming",
+        }
+    }
 }
 
 /// One RPC the gateway can call.
@@ -35,8 +49,20 @@ pub struct Method {
 }
 
 impl Method {
+    /// Any shape but unary.
     pub fn is_streaming(&self) -> bool {
-        self.kind == MethodKind::ServerStreaming
+        self.kind != MethodKind::Unary
+    }
+
+    /// Whether the client sends a stream of messages (client-streaming and bidirectional).
+    pub fn streams_requests(&self) -> bool {
+        matches!(self.kind, MethodKind::ClientStreaming | MethodKind::BidiStreaming)
+    }
+
+    /// Whether the upstream answers with a stream of messages (server-streaming and
+    /// bidirectional).
+    pub fn streams_replies(&self) -> bool {
+        matches!(self.kind, MethodKind::ServerStreaming | MethodKind::BidiStreaming)
     }
 }
 
@@ -59,7 +85,7 @@ pub struct MethodTable {
 
 impl MethodTable {
     /// The methods of `pool` that have a codec: `codec_of` picks it (or `None` to leave the
-    /// method out). Client-streaming methods are always left out.
+    /// method out).
     pub fn build(
         pool: &DescriptorPool,
         codec_of: impl Fn(&MethodDescriptor) -> Option<Arc<dyn Codec>>,
@@ -67,19 +93,17 @@ impl MethodTable {
         let mut table = MethodTable::default();
         for service in pool.services() {
             for descriptor in service.methods() {
-                if descriptor.is_client_streaming() {
-                    continue;
-                }
                 let Some(codec) = codec_of(&descriptor) else {
                     continue;
                 };
                 let path = format!("/{}/{}", service.full_name(), descriptor.name());
                 let grpc_path = PathAndQuery::try_from(path.as_str())
                     .map_err(|e| format!("method {}: bad gRPC path {path:?}: {e}", descriptor.full_name()))?;
-                let kind = if descriptor.is_server_streaming() {
-                    MethodKind::ServerStreaming
-                } else {
-                    MethodKind::Unary
+                let kind = match (descriptor.is_client_streaming(), descriptor.is_server_streaming()) {
+                    (false, false) => MethodKind::Unary,
+                    (false, true) => MethodKind::ServerStreaming,
+                    (true, false) => MethodKind::ClientStreaming,
+                    (true, true) => MethodKind::BidiStreaming,
                 };
                 let method = Method {
                     full_name: descriptor.full_name().to_string(),

@@ -64,7 +64,13 @@ pub struct Metrics {
     active: AtomicI64,
     open_connections: AtomicI64,
     refused_connections: AtomicU64,
+    /// Answered requests by front-end protocol, in the order of [`PROTOCOLS`].
+    protocols: [AtomicU64; 4],
 }
+
+/// The front-end protocols, as the access log and `protogate_requests_by_protocol_total`
+/// name them.
+pub const PROTOCOLS: [&str; 4] = ["rest", "grpc", "grpc-web", "connect"];
 
 /// Counts a request as active for as long as it lives.
 pub struct Active<'a>(&'a AtomicI64);
@@ -92,6 +98,13 @@ impl Metrics {
     }
 
     /// A client connection was closed at once because `server.max_connections` were open.
+    /// Counts one answered request of `protocol` (one of [`PROTOCOLS`]; others are ignored).
+    pub fn count_protocol(&self, protocol: &str) {
+        if let Some(i) = PROTOCOLS.iter().position(|p| *p == protocol) {
+            self.protocols[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn connection_refused(&self) {
         self.refused_connections.fetch_add(1, Ordering::Relaxed);
     }
@@ -188,6 +201,17 @@ impl Metrics {
             "Client connections closed at once because server.max_connections were open.",
             self.refused_connections.load(Ordering::Relaxed),
         );
+        out.push_str(
+            "# HELP protogate_requests_by_protocol_total Answered requests by front-end protocol.\n",
+        );
+        out.push_str("# TYPE protogate_requests_by_protocol_total counter\n");
+        for (protocol, n) in PROTOCOLS.iter().zip(&self.protocols) {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "protogate_requests_by_protocol_total{{protocol=\"{protocol}\"}} {n}"
+            );
+        }
         out.push_str("# HELP rpc_client_call_duration_seconds Duration of gRPC calls to the upstream.\n");
         out.push_str("# TYPE rpc_client_call_duration_seconds histogram\n");
         for ((method, code), h) in lock(&self.rpc)

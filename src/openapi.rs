@@ -12,10 +12,12 @@
 //! `openapi/path.rs`, query parameters in `openapi/query.rs`; serving the bytes and
 //! the `/docs` page is `ops/docs.rs`'s job.
 
+mod form;
 mod operation;
 mod path;
 mod query;
 mod schema;
+mod streams;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -27,6 +29,9 @@ use crate::routing::{RESERVED_PATHS, Route, RouteTable};
 use schema::Schemas;
 
 /// Error responses every operation lists, each a `components/responses` entry.
+/// The names of the problem+json forms of `ERROR_RESPONSES` end in this.
+const PROBLEM_SUFFIX: &str = "Problem";
+
 const ERROR_RESPONSES: [(&str, &str, &str); 8] = [
     (
         "400",
@@ -89,21 +94,26 @@ parameter never overrides a field bound by the path or the body.\n\
 /// Builds the document as JSON.
 pub fn document(routes: &RouteTable) -> Value {
     let mut schemas = Schemas::default();
-    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    // In the reader's order (serde_json keeps insertion order): see `reading_order`.
+    let mut paths: Map<String, Value> = Map::new();
     let mut unlisted = Vec::new();
     let mut tags: BTreeMap<String, Option<String>> = BTreeMap::new();
 
-    let listed: Vec<&Route> = routes
+    let mut listed: Vec<&Route> = routes
         .routes()
         .iter()
         // The gateway answers these paths first (ops), so routes on them are never reached.
         .filter(|r| !RESERVED_PATHS.contains(&r.template.as_str()))
         .collect();
+    // Stable: routes of one group keep their lookup order, which decides which route on a
+    // path and method answers (below).
+    listed.sort_by_key(|route| reading_order(route));
     let mut per_method: HashMap<&str, usize> = HashMap::new();
     for route in &listed {
         *per_method.entry(route.method.full_name.as_str()).or_default() += 1;
     }
     let mut used_ids = HashSet::new();
+    let mut problems = false;
 
     for route in listed {
         let method = &route.method.descriptor;
@@ -118,7 +128,12 @@ pub fn document(routes: &RouteTable) -> Value {
             }));
             continue;
         };
-        let item = paths.entry(shape.path.clone()).or_default();
+        let Value::Object(item) = paths
+            .entry(shape.path.clone())
+            .or_insert_with(|| Value::Object(Map::new()))
+        else {
+            continue;
+        };
         // Route order is lookup order, so the first route on a path and method is the one
         // that answers; a later one with an equivalent template is unreachable.
         if item.contains_key(key) {
@@ -136,6 +151,7 @@ pub fn document(routes: &RouteTable) -> Value {
                 .unwrap_or(1),
             &mut used_ids,
         );
+        problems |= route.error_format == crate::config::ErrorFormat::Problem;
         let operation = operation::operation(route, method, &shape, id, &mut schemas);
         item.insert(key.to_string(), operation);
     }
@@ -156,6 +172,19 @@ pub fn document(routes: &RouteTable) -> Value {
             });
         }
         responses.insert(name.to_string(), response);
+    }
+    if problems {
+        let problem = schemas.problem_ref();
+        for (_, name, description) in ERROR_RESPONSES {
+            let mut response = json!({
+                "description": description,
+                "content": { "application/problem+json": { "schema": problem } }
+            });
+            if name == "MethodNotAllowed" {
+                response["headers"] = responses[name]["headers"].clone();
+            }
+            responses.insert(format!("{name}{PROBLEM_SUFFIX}"), response);
+        }
     }
 
     let tags: Vec<Value> = tags
@@ -183,6 +212,15 @@ pub fn document(routes: &RouteTable) -> Value {
         document["x-protogate-unlisted-routes"] = Value::Array(unlisted);
     }
     document
+}
+
+/// Where a route comes in the document (and so on `/docs`): the routes that rules and
+/// annotations made first, grouped by service, then the unbound `POST /Service/Method` ones,
+/// which a reader looks for last.
+fn reading_order(route: &Route) -> (bool, String) {
+    let unbound = route.origin.starts_with("unbound method");
+    let service = route.method.descriptor.parent_service().full_name().to_string();
+    (unbound, service)
 }
 
 /// Builds the document as pretty-printed JSON bytes, ready to serve.

@@ -100,7 +100,7 @@ async fn bad_input_never_reaches_the_upstream() {
             &json_ct,
             "{\"userIDs\":[2147483648]}",
             400,
-            "invalid request",
+            "invalid value 2147483648 for field userIDs: out of range for int32",
         ),
         (
             Method::POST,

@@ -113,7 +113,7 @@ async fn responses_and_errors_carry_cors_headers() {
     assert_eq!(reply.header("access-control-allow-credentials"), Some("true"));
     assert_eq!(
         reply.header("access-control-expose-headers"),
-        Some("x-request-id,retry-after,allow"),
+        Some("x-request-id,retry-after,allow,grpc-status,grpc-message"),
         "with credentials the wildcard does not count, so the gateway's headers are named"
     );
     let reply = send(

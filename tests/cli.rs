@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::http::get;
-use support::process::{Finished, free_port, gateway_command, run_to_exit, shipped_config, spawn_gateway};
+use support::process::{
+    Finished, free_port, gateway_command, manifest_dir, run_to_exit, shipped_config, spawn_gateway,
+    spawn_python_users,
+};
 
 /// Long enough for a cold binary start; a gateway that wrongly starts is killed after it.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +64,12 @@ fn assert_fails_naming(finished: &Finished, needles: &[&str]) {
         panic!("want exactly one stderr line, got {:?}", finished.stderr);
     };
     assert!(line.starts_with("protogate: "), "{line}");
+    // Once: not again as a JSON log line on stdout.
+    assert!(
+        finished.stdout.is_empty(),
+        "the failure is printed once, on stderr; stdout has {:?}",
+        finished.stdout
+    );
     for needle in needles {
         assert!(
             line.contains(needle),
@@ -168,6 +177,89 @@ fn check_config_prints_the_shipped_route_table() {
             .iter()
             .any(|l| l.starts_with("POST /MyService/User -> MyService.User")),
         "{routes:?}"
+    );
+    // In the reader's order: the rules' routes first, the unbound ones after them.
+    let first_unbound = routes
+        .iter()
+        .position(|l| l.contains("(unbound method"))
+        .expect("unbound routes");
+    let last_rule = routes
+        .iter()
+        .rposition(|l| l.contains("(config rule"))
+        .expect("rule routes");
+    assert!(last_rule < first_unbound, "{routes:?}");
+}
+
+#[test]
+fn help_lists_every_schema_source() {
+    let finished = run(&["--help"]);
+    assert_eq!(finished.status.code(), Some(0), "{:?}", finished.stderr);
+    let help = finished.stdout.join(" ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for source in ["compiled", "reflection", "descriptors:PATH", "protos:DIR"] {
+        assert!(help.contains(source), "--help does not list {source}: {help}");
+    }
+    let finished = run(&["check-config", "--help"]);
+    let help = finished.stdout.join("\n");
+    for flag in ["--upstream", "--schema", "--config"] {
+        assert!(help.contains(flag), "check-config --help has no {flag}: {help}");
+    }
+}
+
+#[test]
+fn check_config_takes_upstream_and_reads_its_reflection() {
+    let (_users, addr) = spawn_python_users(&[]);
+    let upstream = format!("http://{addr}");
+    let finished = run(&["check-config", "--schema", "reflection", "--upstream", &upstream]);
+    assert_eq!(finished.status.code(), Some(0), "{:?}", finished.stderr);
+    assert_eq!(
+        finished.stdout.first().map(String::as_str),
+        Some("# schema reflection: 2 methods, 2 routes"),
+        "{:?}",
+        finished.stdout
+    );
+    assert!(
+        finished
+            .stdout
+            .iter()
+            .any(|l| l == "POST /MyService/User -> MyService.User (unbound method MyService.User)"),
+        "{:?}",
+        finished.stdout
+    );
+}
+
+#[test]
+fn check_config_names_the_upstream_it_could_not_reach() {
+    let port = free_port();
+    let upstream = format!("http://127.0.0.1:{port}");
+    let finished = run(&["check-config", "--schema", "reflection", "--upstream", &upstream]);
+    assert_fails_naming(
+        &finished,
+        &[
+            "no schema",
+            &format!("the upstream at http://127.0.0.1:{port}/"),
+            "point --upstream at it",
+        ],
+    );
+}
+
+/// The first `scripts/run` builds the release binary for minutes: it must say so and let
+/// cargo show its progress, not build under `--quiet` in silence.
+#[test]
+fn scripts_run_says_what_it_builds_and_shows_progress() {
+    let script = std::fs::read_to_string(manifest_dir().join("scripts/run")).expect("scripts/run");
+    let build = script
+        .lines()
+        .find(|l| l.trim_start().starts_with("cargo build"))
+        .expect("scripts/run builds the binary");
+    assert!(
+        !build.contains("--quiet"),
+        "a silent build looks like a hang: {build}"
+    );
+    let before = &script[..script.find(build).expect("found")];
+    assert!(
+        before.contains("echo \"run: building protogate") && before.contains("minutes"),
+        "scripts/run says what it builds and about how long, before it builds"
     );
 }
 

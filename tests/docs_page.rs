@@ -3,6 +3,9 @@
 //! from the real Python service's server reflection, finds the reflected method, fills in its
 //! "try it" form, sends it, and reads the JSON answer on the page. Needs scripts/setup-browser
 //! (chromium-driver and Selenium in .venv-browser), which scripts/setup runs.
+//!
+//! The page and the document list routes in the user's order: the routes of rules and
+//! annotations first, grouped by service, then the unbound `POST /Service/Method` ones.
 
 mod support;
 
@@ -56,6 +59,29 @@ async fn docs_page_sends_a_reflected_method_and_shows_the_answer() {
         page["operations"].as_array().is_some_and(|ops| ops.len() >= 3),
         "the page lists the routes: {page}"
     );
+    // The rules' routes (GET /users, GET /health) come before the unbound ones.
+    let listed: Vec<&str> = page["operations"]
+        .as_array()
+        .map(|ops| ops.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let position = |id: &str| {
+        listed
+            .iter()
+            .position(|l| *l == id)
+            .unwrap_or_else(|| panic!("no {id} in {listed:?}"))
+    };
+    let rules = [
+        position("op-MyService.User_GET_users"),
+        position("op-MyService.Health_GET_health"),
+    ];
+    let unbound = [
+        position("op-MyService.User_POST_MyService_User"),
+        position("op-MyService.Health_POST_MyService_Health"),
+    ];
+    assert!(
+        rules.iter().max() < unbound.iter().min(),
+        "the page lists unbound routes before the rules' routes: {listed:?}"
+    );
     let status = page["status"].as_str().unwrap_or_default();
     assert!(status.starts_with("200 OK"), "{page}");
     let result = page["result"].as_str().unwrap_or_default();
@@ -69,4 +95,30 @@ async fn docs_page_sends_a_reflected_method_and_shows_the_answer() {
         .map(|users| users.iter().filter_map(|u| u["name"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(names, ["Alice", "Bob"], "{answer}");
+}
+
+/// `/openapi.json` lists its paths in the order `/docs` shows them: the rules' routes,
+/// grouped by service, then the unbound ones. (No browser needed.)
+#[tokio::test]
+async fn openapi_lists_rule_routes_before_unbound_routes() {
+    let (_users, upstream) = spawn_python_users(&[]);
+    let config = shipped_config();
+    let (_gateway, addr, _log) = spawn_gateway_with_schema(
+        config.to_str().expect("UTF-8"),
+        &format!("http://{upstream}"),
+        "reflection",
+    );
+    let reply = get(&format!("http://{addr}/openapi.json")).await;
+    assert_eq!(reply.status.as_u16(), 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let openapi = reply.json();
+    let paths: Vec<&String> = openapi["paths"]
+        .as_object()
+        .map(|paths| paths.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        paths,
+        ["/users", "/health", "/MyService/Health", "/MyService/User"],
+        "paths in the reader's order"
+    );
 }

@@ -177,7 +177,8 @@ async fn bad_values_are_400_naming_the_problem() {
         (json!({"color": "PURPLE"}), "PURPLE"),
         (json!({"bytesValue": "%%%"}), "bytesValue"),
         (json!({"boolValue": "yes"}), "boolValue"),
-        (json!({"int64Value": "1e3"}), "int64Value"),
+        (json!({"int64Value": "1e3x"}), "int64Value"),
+        (json!({"int64Value": "1.5e0"}), "int64Value"),
     ] {
         let (status, out) = post(&gateway, "/v1/echo", &input).await;
         assert_eq!(status, 400, "{input}");

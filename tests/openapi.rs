@@ -87,7 +87,8 @@ async fn seed_routes_are_documented_exactly() {
     assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
         paths_of(&doc, "MyService"),
-        ["/MyService/Health", "/MyService/User", "/health", "/users"]
+        // The reader's order: the rules' routes, then the unbound ones.
+        ["/users", "/health", "/MyService/Health", "/MyService/User"]
     );
 
     assert_eq!(
@@ -220,7 +221,7 @@ async fn every_error_response_is_google_rpc_status() {
 async fn unbound_methods_off_leaves_only_the_rules() {
     let (_upstream, gateway) = gateway_with("[transcoding]\nunbound_methods = false\n").await;
     let doc = served_document(&gateway).await;
-    assert_eq!(paths_of(&doc, "MyService"), ["/health", "/users"]);
+    assert_eq!(paths_of(&doc, "MyService"), ["/users", "/health"]);
     // With one route per method, the operation id is the method's full name.
     assert_eq!(doc["paths"]["/users"]["get"]["operationId"], "MyService.User");
 }

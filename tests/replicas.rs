@@ -151,9 +151,13 @@ async fn refused_connection_is_retried_on_the_next_replica() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/MyService/User", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(protogate::server::serve_gateway(listener, gateway, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(protogate::server::serve_gateway(
+        listener,
+        gateway.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     for _ in 0..6 {
         assert_eq!(
             support::http::post_json(&url, "{\"userIDs\":[1]}").await.status,
@@ -161,6 +165,15 @@ async fn refused_connection_is_retried_on_the_next_replica() {
         );
     }
     assert_eq!(live.calls().len(), 6);
+    // Whatever other calls take from the rotation meanwhile, a retry never lands on the
+    // address that just failed while another is known.
+    for _ in 0..5 {
+        let other = gateway
+            .upstream()
+            .pick_avoiding(Some(dead_addr))
+            .expect("an address");
+        assert_eq!(other.addr(), live.addr);
+    }
     let _ = stop.send(());
     server.await.expect("no panic").expect("served");
 }

@@ -115,7 +115,11 @@ async fn an_error_after_messages_ends_each_format_properly() {
 
 #[tokio::test]
 async fn messages_are_flushed_as_they_arrive() {
-    let (_upstream, gateway) = gateway_for(|| Reply::stream(&items(3), Duration::from_millis(400))).await;
+    // The upstream sends a message every GAP: the first must reach the client before the
+    // upstream has even sent the second (at 2 × GAP), whatever the machine's load; a
+    // buffered stream would show it only after the third (3 × GAP).
+    const GAP: Duration = Duration::from_millis(1500);
+    let (_upstream, gateway) = gateway_for(|| Reply::stream(&items(3), GAP)).await;
     let client =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let request = http::Request::get(gateway.url("/v1/items"))
@@ -131,13 +135,13 @@ async fn messages_are_flushed_as_they_arrive() {
         Bytes::from_static(b"{\"result\":{\"index\":1,\"text\":\"item 1\"}}\n")
     );
     assert!(
-        first_at < Duration::from_millis(1000),
-        "first message took {first_at:?}: buffered?"
+        first_at < 2 * GAP,
+        "first message took {first_at:?}, after the upstream sent the second: buffered?"
     );
     let rest = body.collect().await.expect("rest").to_bytes();
     assert_eq!(rest.iter().filter(|b| **b == b'\n').count(), 2);
     assert!(
-        started.elapsed() >= Duration::from_millis(1100),
+        started.elapsed() >= 3 * GAP,
         "all three arrived before the upstream sent them?"
     );
 }

@@ -1,4 +1,5 @@
-//! The bench harness library: the generated `MyService` code (`pb`), the seeded user table
+//! The bench harness library: the generated `MyService` code (`pb`) and RouteGuide's
+//! (`routeguide`), the seeded user table
 //! the fast upstream serves (`users`), and the load driver both load generators share
 //! (`load`: closed-loop and fixed-rate schedules, latency histograms, the JSON summary line).
 //! It owns no process handling and no HTTP/gRPC specifics; those live in the binaries.
@@ -11,6 +12,13 @@ pub mod users;
 pub mod pb {
     #![allow(clippy::all, missing_docs)]
     include!(concat!(env!("OUT_DIR"), "/_.rs"));
+}
+
+/// grpc's RouteGuide (`tests/routeguide/route_guide.proto`), which the fast upstream also
+/// serves for `bench streams` (server and bidirectional streams).
+pub mod routeguide {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/routeguide.rs"));
 }
 
 /// Parses a comma list of user ids such as `1,2,3` (what `--ids` takes).

@@ -1,8 +1,11 @@
 //! Query parameters → fields of the request object. Supports repeated keys
 //! (`?userIDs=1&userIDs=2`), comma lists for repeated numeric, bool and enum fields
 //! (`?ids=1,2`), dotted paths into nested messages (`a.b=1`), json and proto names, and
-//! per-route aliases. A parameter that would override a field bound by the path or the body
+//! per-route aliases; map entries and repeated message elements (`labels[k]=v`,
+//! `items[0].name=a`) through `query_paths.rs`. A parameter that would override a field bound by the path or the body
 //! is dropped; a second value for a singular field is an error, as in grpc-gateway v2.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
@@ -10,6 +13,8 @@ use crate::config::UnknownParams;
 use crate::error::GatewayError;
 use crate::routing::Route;
 use crate::routing::field_path::{self, FieldPath};
+
+use super::query_paths::{self, Target};
 
 pub(super) fn bind_query(
     route: &Route,
@@ -20,9 +25,36 @@ pub(super) fn bind_query(
 ) -> Result<(), GatewayError> {
     // Few parameters per request: a list beats hashing.
     let mut singular_seen: Vec<String> = Vec::new();
+    // The indices each repeated message field was given (`query_paths.rs`).
+    let mut indices = BTreeMap::new();
     for (key, text) in form_urlencoded::parse(query.as_bytes()) {
-        let path = match resolve(route, &key) {
+        let resolved = match key.contains('[') {
+            true => Err(String::new()),
+            false => resolve(route, &key),
+        };
+        let path = match resolved {
             Ok(path) => path,
+            // Into a map or a repeated message: `labels[k]=v`, `labels.k=v`, `items[0].f=v`.
+            Err(why) if key.contains(['[', '.']) && !route.query_aliases.contains_key(key.as_ref()) => {
+                let target = match Target::parse(&route.input, &key) {
+                    Ok(target) => target,
+                    Err(_) if unknown == UnknownParams::Ignore => continue,
+                    Err(deeper) => {
+                        let why = if why.is_empty() { deeper } else { why };
+                        return Err(GatewayError::bad_field(
+                            &key,
+                            format!("unknown query parameter {key:?}: {why}"),
+                        ));
+                    }
+                };
+                if bound.iter().any(|b| b.overlaps(&target.top())) {
+                    continue;
+                }
+                target
+                    .set(object, &text, &mut indices)
+                    .map_err(|why| GatewayError::bad_field(&key, format!("query parameter {key}: {why}")))?;
+                continue;
+            }
             Err(why) if unknown == UnknownParams::Reject => {
                 return Err(GatewayError::bad_field(
                     &key,
@@ -42,10 +74,16 @@ pub(super) fn bind_query(
                 format!("map field {} cannot be set from the query", leaf.json_name()),
             ));
         }
+        // A stripped enum name (`strip_enum_prefix`) is read in full.
+        let to_json = |text: &str| match route.reply_form.strip_enum_prefix {
+            true => field_path::text_to_json(leaf, &super::enum_names::unstrip_text(leaf, text)),
+            false => field_path::text_to_json(leaf, text),
+        };
         let named = |why: String| GatewayError::bad_field(&key, format!("query parameter {key}: {why}"));
         if leaf.is_list() {
+            // Spaces around the pieces of a comma list go; a string's value is kept whole.
             let pieces: Vec<&str> = if field_path::splits_commas(leaf) {
-                text.split(',').collect()
+                text.split(',').map(str::trim).collect()
             } else {
                 vec![&text]
             };
@@ -54,7 +92,7 @@ pub(super) fn bind_query(
                 *slot = Value::Array(Vec::new());
             }
             for piece in pieces {
-                let value = field_path::text_to_json(leaf, piece.trim()).map_err(named)?;
+                let value = to_json(piece).map_err(named)?;
                 if let Value::Array(items) = slot {
                     items.push(value);
                 }
@@ -68,9 +106,13 @@ pub(super) fn bind_query(
                 ));
             }
             singular_seen.push(json_path);
-            let value = field_path::text_to_json(leaf, &text).map_err(named)?;
+            let value = to_json(&text).map_err(named)?;
             *entry(object, &path)? = value;
         }
+    }
+    if let Some(holes) = query_paths::holes(&indices) {
+        let list = holes.split(':').next().unwrap_or_default().to_string();
+        return Err(GatewayError::bad_field(&list, holes));
     }
     Ok(())
 }

@@ -245,7 +245,7 @@ mod nested {
         .expect_err("enum");
         assert!(
             err.message()
-                .contains("not a value of Role (one of ROLE_UNSPECIFIED, ADMIN, MEMBER)"),
+                .contains("not a value of Role (one of ROLE_UNSPECIFIED, ADMIN, MEMBER, or an int32)"),
             "{}",
             err.message()
         );

@@ -19,7 +19,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::dynamic::{self, Output, any_message};
-use super::{Codec, request_error};
+use super::selection::{Selection, to_json};
+use super::{Codec, ReplyForm};
 use crate::error::GatewayError;
 use crate::grpc;
 
@@ -98,10 +99,16 @@ where
         match I::deserialize(request) {
             Ok(message) => Ok(grpc::frame(&message)),
             // The dynamic codec words the refusal, so that both codecs answer one input with
-            // one message (pbjson's can be as bare as "data did not match any variant").
+            // one message (pbjson's can be as bare as "data did not match any variant"). What
+            // it takes and pbjson does not is what pbjson gets wrong: an enum number that the
+            // descriptors do not name (proto3 enums are open) or an integral `1e2`; the
+            // binder has checked every value already (`binding/values.rs`), so its bytes go.
             Err(err) => match dynamic::encode(&self.input, request) {
                 Err(refused) => Err(refused),
-                Ok(_) => Err(request_error(err.to_string())),
+                Ok(framed) => {
+                    tracing::debug!(error = %err, "request encoded through descriptors");
+                    Ok(framed)
+                }
             },
         }
     }
@@ -114,20 +121,30 @@ where
         Some(grpc::frame(&message))
     }
 
-    fn decode_reply(&self, reply: Bytes) -> Result<Vec<u8>, GatewayError> {
+    fn decode_reply_shaped(
+        &self,
+        reply: Bytes,
+        form: ReplyForm,
+        selection: Option<&Selection>,
+    ) -> Result<Vec<u8>, GatewayError> {
+        // pbjson prints one form only; the descriptors print the same JSON in any form.
+        self.output.render_with(reply, form, selection)
+    }
+
+    fn decode_reply(&self, reply: Bytes, selection: Option<&Selection>) -> Result<Vec<u8>, GatewayError> {
         if self.output_any {
-            return self.output.render(reply);
+            return self.output.render(reply, selection);
         }
         let message = O::decode(reply.clone())
             .map_err(|e| GatewayError::bad_upstream_reply(format!("upstream reply does not decode: {e}")))?;
-        match serde_json::to_vec(&message) {
+        match to_json(&message, selection) {
             // A `null` where floats may be is a non-finite float as pbjson prints it (or a
             // null elsewhere, which the descriptors print the same anyway).
             Ok(json) if !(self.output_floats && contains(&json, b"null")) => Ok(json),
-            Ok(_) => self.output.render(reply),
+            Ok(_) => self.output.render(reply, selection),
             Err(err) => {
                 tracing::debug!(error = %err, "reply rendered through descriptors");
-                self.output.render(reply)
+                self.output.render(reply, selection)
             }
         }
     }

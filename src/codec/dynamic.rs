@@ -16,7 +16,8 @@ use prost_reflect::{
 };
 use serde_json::Value;
 
-use super::{Codec, keys, request_error};
+use super::selection::{Selection, to_json};
+use super::{Codec, ReplyForm, keys, request_error, tree};
 use crate::error::GatewayError;
 use crate::grpc;
 
@@ -58,20 +59,29 @@ impl Codec for Dynamic {
         Some(grpc::frame(&message))
     }
 
-    fn decode_reply(&self, reply: Bytes) -> Result<Vec<u8>, GatewayError> {
-        self.output.render(reply)
+    fn decode_reply(&self, reply: Bytes, selection: Option<&Selection>) -> Result<Vec<u8>, GatewayError> {
+        self.output.render(reply, selection)
+    }
+
+    fn decode_reply_shaped(
+        &self,
+        reply: Bytes,
+        form: ReplyForm,
+        selection: Option<&Selection>,
+    ) -> Result<Vec<u8>, GatewayError> {
+        self.output.render_with(reply, form, selection)
     }
 }
 
 /// The bound request object as one framed `message`.
 pub(super) fn encode(message: &MessageDescriptor, request: &Value) -> Result<Bytes, GatewayError> {
     if let Some(problem) = request.as_object().and_then(|o| keys::check(message, o)) {
-        return Err(request_error(problem));
+        return Err(request_error(problem, message));
     }
     let options = DeserializeOptions::new().deny_unknown_fields(true);
-    let message = DynamicMessage::deserialize_with_options(message.clone(), request, &options)
-        .map_err(|e| request_error(e.to_string()))?;
-    Ok(grpc::frame(&message))
+    let decoded = DynamicMessage::deserialize_with_options(message.clone(), request, &options)
+        .map_err(|e| request_error(e.to_string(), message))?;
+    Ok(grpc::frame(&decoded))
 }
 
 /// How replies of one message type are printed.
@@ -80,78 +90,96 @@ pub(super) struct Output {
     /// Whether pbjson's field order differs from prost-reflect's anywhere in the message
     /// (a oneof, fields declared out of number order): then the printed JSON is reordered.
     reorder: bool,
+    /// Whether the message can hold a `FloatValue` or `DoubleValue` (`wrapped_floats`).
+    wrapped_floats: bool,
 }
 
 impl Output {
     pub(super) fn new(descriptor: MessageDescriptor) -> Output {
+        // An `Any` goes through the tree too: prost-reflect prints the packed message's
+        // floats widened to doubles, which `reorder` writes again.
         let reorder = any_message(&descriptor, &mut |m| {
             let order: Vec<u32> = keys::pbjson_order(m).iter().map(|f| f.number()).collect();
             let mut sorted = order.clone();
             sorted.sort_unstable();
-            order != sorted
+            order != sorted || m.full_name() == "google.protobuf.Any"
         });
-        Output { descriptor, reorder }
+        let wrapped_floats = any_message(&descriptor, &mut |m| {
+            m.fields().any(|f| {
+                matches!(f.kind(), Kind::Message(t)
+                    if matches!(t.full_name(), "google.protobuf.FloatValue" | "google.protobuf.DoubleValue" | "google.protobuf.Any"))
+            })
+        });
+        Output {
+            descriptor,
+            reorder,
+            wrapped_floats,
+        }
     }
 
-    /// One reply message's bytes as proto3 JSON.
-    pub(super) fn render(&self, reply: Bytes) -> Result<Vec<u8>, GatewayError> {
+    /// One reply message's bytes as proto3 JSON, cut to `selection`.
+    pub(super) fn render(
+        &self,
+        reply: Bytes,
+        selection: Option<&Selection>,
+    ) -> Result<Vec<u8>, GatewayError> {
+        self.render_with(reply, ReplyForm::default(), selection)
+    }
+
+    /// One reply message's bytes as proto3 JSON in `form`, cut to `selection`. prost-reflect
+    /// prints the default form and enums as numbers straight; the other options, pbjson's
+    /// field order and the float fixes are written on the JSON tree (`tree.rs`), and the
+    /// selection applies when the tree is printed (its keys are the printed ones by then).
+    pub(super) fn render_with(
+        &self,
+        reply: Bytes,
+        form: ReplyForm,
+        selection: Option<&Selection>,
+    ) -> Result<Vec<u8>, GatewayError> {
         let message = DynamicMessage::decode(self.descriptor.clone(), reply)
             .map_err(|e| GatewayError::bad_upstream_reply(format!("upstream reply does not decode: {e}")))?;
         let options = SerializeOptions::new()
             .skip_default_fields(false)
-            .stringify_64_bit_integers(true);
+            .stringify_64_bit_integers(true)
+            .use_enum_numbers(form.enum_numbers);
         let cannot = |e: &dyn std::fmt::Display| {
             GatewayError::bad_upstream_reply(format!("reply cannot be rendered as JSON: {e}"))
         };
-        if !self.reorder {
-            let mut json = Vec::new();
-            message
-                .serialize_with_options(&mut serde_json::Serializer::new(&mut json), &options)
-                .map_err(|e| cannot(&e))?;
-            return Ok(json);
+        let straight = form
+            == ReplyForm {
+                enum_numbers: form.enum_numbers,
+                ..ReplyForm::default()
+            };
+        if straight && !self.reorder {
+            let json = to_json(&WithOptions(&message, &options), selection).map_err(|e| cannot(&e))?;
+            if !(self.wrapped_floats && json.windows(4).any(|w| w == b"null")) {
+                return Ok(json);
+            }
         }
         let mut value = message
             .serialize_with_options(serde_json::value::Serializer, &options)
             .map_err(|e| cannot(&e))?;
-        reorder(&mut value, &self.descriptor);
-        serde_json::to_vec(&value).map_err(|e| cannot(&e))
-    }
-}
-
-/// Puts the members of every object that is a message into pbjson's field order.
-fn reorder(value: &mut Value, message: &MessageDescriptor) {
-    if is_well_known(message) {
-        return;
-    }
-    let Value::Object(object) = value else {
-        return;
-    };
-    let mut ordered = serde_json::Map::with_capacity(object.len());
-    for field in keys::pbjson_order(message) {
-        let Some(mut member) = object.remove(field.json_name()) else {
-            continue;
-        };
-        if let Kind::Message(inner) = field.kind() {
-            if field.is_map() {
-                if let (Kind::Message(values), Value::Object(map)) =
-                    (inner.map_entry_value_field().kind(), &mut member)
-                {
-                    map.values_mut().for_each(|v| reorder(v, &values));
-                }
-            } else if let Value::Array(items) = &mut member {
-                items.iter_mut().for_each(|v| reorder(v, &inner));
-            } else {
-                reorder(&mut member, &inner);
-            }
+        // Before any key is renamed: it finds members by their json names.
+        if self.wrapped_floats {
+            tree::wrapped_floats(&mut value, &message);
         }
-        ordered.insert(field.json_name().to_string(), member);
+        if self.reorder || !straight {
+            tree::reorder(&mut value, &self.descriptor, form);
+        }
+        to_json(&value, selection).map_err(|e| cannot(&e))
     }
-    // Anything else (an extension) keeps its place at the end.
-    ordered.append(object);
-    *object = ordered;
 }
 
-fn is_well_known(message: &MessageDescriptor) -> bool {
+/// A message with prost-reflect's printing options, as one `Serialize` value.
+struct WithOptions<'a>(&'a DynamicMessage, &'a SerializeOptions);
+
+impl serde::Serialize for WithOptions<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_with_options(serializer, self.1)
+    }
+}
+
+pub(super) fn is_well_known(message: &MessageDescriptor) -> bool {
     message.full_name().starts_with("google.protobuf.")
 }
 

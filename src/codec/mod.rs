@@ -10,8 +10,11 @@
 
 pub mod compiled;
 pub mod dynamic;
+pub mod enum_prefix;
 mod keys;
+pub mod selection;
 pub mod straight;
+mod tree;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +25,11 @@ use http::uri::PathAndQuery;
 use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
+use crate::config::OutputOptions;
 use crate::error::GatewayError;
 use crate::grpc::{self, Outgoing};
 use crate::upstream::Connection;
+use selection::Selection;
 
 /// JSON ↔ protobuf for one method's request and reply types.
 pub trait Codec: Send + Sync + 'static {
@@ -40,9 +45,87 @@ pub trait Codec: Send + Sync + 'static {
         None
     }
 
-    /// One reply message as proto3 JSON. A reply that does not decode is the upstream's
-    /// fault (502).
-    fn decode_reply(&self, reply: Bytes) -> Result<Vec<u8>, GatewayError>;
+    /// One reply message as proto3 JSON, with only the selected members when there is a
+    /// `selection` (`?fields=`: unselected members are never printed). A reply that does not
+    /// decode is the upstream's fault (502).
+    fn decode_reply(&self, reply: Bytes, selection: Option<&Selection>) -> Result<Vec<u8>, GatewayError>;
+
+    /// One reply message as proto3 JSON shaped by `form` (output options, `$alt`), which is
+    /// not the default form, and cut to `selection`. Off the common path: both codecs print
+    /// it through the descriptors, so that they agree byte for byte.
+    fn decode_reply_shaped(
+        &self,
+        reply: Bytes,
+        form: ReplyForm,
+        selection: Option<&Selection>,
+    ) -> Result<Vec<u8>, GatewayError>;
+}
+
+/// How the reply's JSON is printed: a route's output options (resolved once, when the
+/// route table is built), with what the client asked for by system parameters
+/// (`binding/system.rs`) on top. The default is the gateway's usual JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplyForm {
+    /// Enums as numbers, not names.
+    pub enum_numbers: bool,
+    /// Unset singular message fields as `null`.
+    pub emit_unpopulated: bool,
+    /// Keys are proto field names.
+    pub proto_names: bool,
+    /// Enum names without their type's prefix (`enum_prefix.rs`).
+    pub strip_enum_prefix: bool,
+}
+
+impl ReplyForm {
+    /// The form of a route's resolved output options.
+    pub fn of(options: OutputOptions) -> ReplyForm {
+        ReplyForm {
+            enum_numbers: options.enums_as_numbers,
+            emit_unpopulated: options.emit_unpopulated,
+            proto_names: options.use_proto_names,
+            strip_enum_prefix: options.strip_enum_prefix,
+        }
+    }
+
+    /// This form with what the client asked for by system parameters added.
+    pub fn with(self, asked: ReplyForm) -> ReplyForm {
+        ReplyForm {
+            enum_numbers: self.enum_numbers || asked.enum_numbers,
+            emit_unpopulated: self.emit_unpopulated || asked.emit_unpopulated,
+            proto_names: self.proto_names || asked.proto_names,
+            strip_enum_prefix: self.strip_enum_prefix || asked.strip_enum_prefix,
+        }
+    }
+
+    /// One reply message printed in this form and cut to `selection`: the codec's own fast
+    /// path when the form is the default one.
+    pub fn decode(
+        self,
+        codec: &dyn Codec,
+        reply: Bytes,
+        selection: Option<&Selection>,
+    ) -> Result<Vec<u8>, GatewayError> {
+        if self == ReplyForm::default() {
+            codec.decode_reply(reply, selection)
+        } else {
+            codec.decode_reply_shaped(reply, self, selection)
+        }
+    }
+}
+
+/// How a call's replies are printed: the form, and the members the client selected
+/// (`?fields=`; `None` for all of them). Cloned into each reply stream, hence the `Arc`.
+#[derive(Debug, Clone, Default)]
+pub struct Printing {
+    pub form: ReplyForm,
+    pub selection: Option<Arc<Selection>>,
+}
+
+impl Printing {
+    /// One reply message printed this way.
+    pub fn decode(&self, codec: &dyn Codec, reply: Bytes) -> Result<Vec<u8>, GatewayError> {
+        self.form.decode(codec, reply, self.selection.as_deref())
+    }
 }
 
 /// One call, ready to go: the encoded request and where and how to send it.
@@ -55,17 +138,19 @@ pub struct Call {
     pub metadata: MetadataMap,
     /// The whole exchange's deadline; also sent upstream as `grpc-timeout`.
     pub timeout: Duration,
+    /// How the reply is printed.
+    pub printing: Printing,
 }
 
 impl Call {
-    fn outgoing(self) -> (Arc<Connection>, Outgoing, Duration) {
+    fn outgoing(self) -> (Arc<Connection>, Outgoing, Duration, Printing) {
         let outgoing = Outgoing {
             path: self.grpc_path,
             metadata: self.metadata,
             timeout: self.timeout,
             body: self.body,
         };
-        (self.connection, outgoing, self.timeout)
+        (self.connection, outgoing, self.timeout, self.printing)
     }
 }
 
@@ -81,13 +166,13 @@ pub struct UnaryReply {
 
 /// A unary call: one request, one reply, then status OK.
 pub async fn unary(codec: &dyn Codec, call: Call) -> Result<UnaryReply, GatewayError> {
-    let (connection, outgoing, timeout) = call.outgoing();
+    let (connection, outgoing, timeout, printing) = call.outgoing();
     let started = Instant::now();
     let reply = tokio::time::timeout(timeout, grpc::unary(&connection, outgoing))
         .await
         .map_err(|_| GatewayError::deadline_exceeded(timeout))?
         .map_err(|err| at_the_deadline(err, started, timeout))?;
-    let json = codec.decode_reply(reply.message)?;
+    let json = printing.decode(codec, reply.message)?;
     Ok(UnaryReply {
         json,
         metadata: reply.initial,
@@ -118,7 +203,7 @@ pub struct StreamReply {
 
 /// A server-streaming call. The deadline covers the whole stream, as a gRPC deadline does.
 pub async fn server_streaming(codec: Arc<dyn Codec>, call: Call) -> Result<StreamReply, GatewayError> {
-    let (connection, outgoing, timeout) = call.outgoing();
+    let (connection, outgoing, timeout, printing) = call.outgoing();
     let deadline = Instant::now() + timeout;
     let mut reply = tokio::time::timeout_at(deadline, grpc::call(&connection, outgoing))
         .await
@@ -130,11 +215,12 @@ pub async fn server_streaming(codec: Arc<dyn Codec>, call: Call) -> Result<Strea
     let metadata = reply.initial_metadata();
     let messages = futures_util::stream::unfold(Some(reply), move |state| {
         let codec = codec.clone();
+        let printing = printing.clone();
         async move {
             let mut reply = state?;
             let next = match tokio::time::timeout_at(deadline, reply.message()).await {
                 Err(_) => Err(GatewayError::deadline_exceeded(timeout)),
-                Ok(Ok(Some(bytes))) => codec.decode_reply(bytes),
+                Ok(Ok(Some(bytes))) => printing.decode(&*codec, bytes),
                 Ok(Ok(None)) => return None,
                 Ok(Err(err)) => Err(err),
             };
@@ -149,15 +235,21 @@ pub async fn server_streaming(codec: Arc<dyn Codec>, call: Call) -> Result<Strea
     })
 }
 
-/// A failure to decode the merged request object into the request type (a 400), reported
-/// against the field that the error names when it names one.
-fn request_error(text: String) -> GatewayError {
-    let field = text
-        .split('`')
-        .nth(1)
-        .filter(|_| text.starts_with("unknown field") || text.starts_with("duplicate field"))
-        .unwrap_or("body");
-    GatewayError::bad_field(field, format!("invalid request: {text}"))
+/// A failure to decode the merged request object into `message` (a 400). The key rules'
+/// refusals (`keys.rs`: an unknown field, a field or oneof given twice) are the gateway's
+/// own words and name the field; anything else the binder's value checks
+/// (`binding/values.rs`) did not catch first is worded here, with the library's text kept
+/// for the log only.
+fn request_error(text: String, message: &prost_reflect::MessageDescriptor) -> GatewayError {
+    let ours = text.starts_with("unknown field") || text.starts_with("duplicate field");
+    if let Some(field) = text.split('`').nth(1).filter(|_| ours) {
+        return GatewayError::bad_field(field, format!("invalid request: {text}"));
+    }
+    tracing::debug!(error = %text, message = message.full_name(), "request refused by the codec");
+    GatewayError::bad_field(
+        "body",
+        format!("invalid request: it does not fit message {}", message.full_name()),
+    )
 }
 
 #[cfg(test)]

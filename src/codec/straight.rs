@@ -11,7 +11,9 @@
 //! first (`keys::accepts`); but pbjson keeps the last entry of a duplicated map key and of a
 //! `google.protobuf.Struct` member, and `keys::accepts` does not follow those objects. So a
 //! message qualifies when no field at any depth is a map, `Struct`, `Value`, `ListValue` or
-//! `Any`.
+//! `Any`. Nor a float or a double: both libraries read `3.5e+38` for a float, or `"inf"`,
+//! as infinity where proto3 JSON refuses them, so those bodies take the tree, whose values
+//! the binder checks (`binding/values.rs`).
 
 use std::collections::HashSet;
 
@@ -45,6 +47,7 @@ fn strict(message: &MessageDescriptor, seen: &mut HashSet<String>) -> bool {
         }
         match field.kind() {
             Kind::Message(inner) => strict(&inner, seen),
+            Kind::Float | Kind::Double => false,
             _ => true,
         }
     })

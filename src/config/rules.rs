@@ -9,6 +9,7 @@ use http::Method;
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::output::OutputOverrides;
 
 /// One rule before validation, whatever its source.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +26,8 @@ pub struct RuleSpec {
     pub response_body: String,
     /// The HTTP status of a successful call (200 unless a config rule says otherwise).
     pub success_status: Option<u16>,
+    /// The output options this rule sets over its method's (`output.rs`).
+    pub output: OutputOverrides,
     /// Human-readable origin, such as `config rule 2` or `annotation on MyService.User`.
     pub origin: String,
 }
@@ -53,6 +56,11 @@ pub(super) struct RawRule {
     #[serde(default)]
     response_body: String,
     success_status: Option<u16>,
+    emit_unpopulated: Option<bool>,
+    use_proto_names: Option<bool>,
+    enums_as_numbers: Option<bool>,
+    strip_enum_prefix: Option<bool>,
+    error_format: Option<super::ErrorFormat>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +109,13 @@ impl RawRule {
             query_aliases: self.query_aliases.into_iter().collect(),
             response_body: self.response_body,
             success_status: self.success_status,
+            output: OutputOverrides {
+                emit_unpopulated: self.emit_unpopulated,
+                use_proto_names: self.use_proto_names,
+                enums_as_numbers: self.enums_as_numbers,
+                strip_enum_prefix: self.strip_enum_prefix,
+                error_format: self.error_format,
+            },
             origin,
         })
     }

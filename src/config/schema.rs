@@ -2,7 +2,8 @@
 //! protos built into the binary; `descriptors:PATH` a `FileDescriptorSet` file (`buf build -o
 //! x.binpb`, `protoc --include_imports --descriptor_set_out`); `protos:DIR` `.proto` files
 //! compiled at startup; `reflection` the upstream's gRPC server reflection. `refresh_interval`
-//! sets how often a runtime source is read again. `--schema` and `PROTOGATE_SCHEMA` override the file's `source`.
+//! sets how often a runtime source is read again; `check_upstream` whether the upstream's
+//! reflection is asked which services it serves. `--schema` and `PROTOGATE_SCHEMA` override the file's `source`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,6 +63,9 @@ pub struct SchemaConfig {
     /// How often a runtime source is read again: reflection every time, files when their
     /// modification time changed.
     pub refresh_interval: Duration,
+    /// Whether the gateway asks the upstream's reflection which services it serves, to warn
+    /// (and turn `/readyz` 503) when they are none of the schema's (`gateway/served.rs`).
+    pub check_upstream: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +73,7 @@ pub struct SchemaConfig {
 pub(super) struct RawSchema {
     source: Option<String>,
     refresh_interval: Option<String>,
+    check_upstream: Option<bool>,
 }
 
 impl RawSchema {
@@ -80,6 +85,7 @@ impl RawSchema {
         Ok(SchemaConfig {
             source,
             refresh_interval: duration("schema.refresh_interval", self.refresh_interval, "30s")?,
+            check_upstream: self.check_upstream.unwrap_or(true),
         })
     }
 }

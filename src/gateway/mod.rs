@@ -5,16 +5,28 @@
 //! at the end (`access.rs`). Streams are rendered by `stream.rs`.
 
 pub mod access;
+mod client_stream;
+mod connect;
+mod connect_error;
+mod connect_stream;
+mod duplex;
+mod grpc_web;
+mod json_envelopes;
+mod messages;
+mod passthrough;
+mod relayed;
 pub mod reload;
+pub mod served;
 pub mod stream;
 mod transcode;
+pub mod websocket;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::Method;
 
 use crate::admission::{self, Admission};
@@ -39,6 +51,7 @@ pub struct Gateway {
     admission: Admission,
     bodies: BodyIntake,
     metrics: Metrics,
+    sockets: websocket::Sockets,
 }
 
 impl Gateway {
@@ -68,6 +81,7 @@ impl Gateway {
             admission,
             bodies,
             metrics: Metrics::default(),
+            sockets: websocket::Sockets::default(),
         })
     }
 
@@ -86,12 +100,7 @@ impl Gateway {
         match self.schema.fetch(&self.config, &self.upstream).await {
             Ok(None) => Ok(()),
             Ok(Some(schema)) => {
-                tracing::info!(
-                    source = %self.schema.source(),
-                    hash = schema.hash(),
-                    routes = schema.routes().routes().len(),
-                    "schema loaded"
-                );
+                reload::announce(self, &schema, "startup");
                 self.schema.install(schema);
                 self.metrics.schema_reloaded("changed");
                 Ok(())
@@ -110,12 +119,22 @@ impl Gateway {
         &self.config
     }
 
+    /// Why there is no schema yet (while `schema()` is `None`).
+    pub fn schema_waiting(&self) -> String {
+        self.schema.waiting()
+    }
+
     pub fn upstream(&self) -> &Upstream {
         &self.upstream
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The open WebSocket sessions (the drain waits for them, then closes them).
+    pub fn sockets(&self) -> &websocket::Sockets {
+        &self.sockets
     }
 
     pub fn start_draining(&self) {
@@ -136,33 +155,55 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request) -> Response {
     // Set by the request-id layer when the client sent none.
     let request_id = request.headers().get("x-request-id").cloned();
     let reserved = routing::reserved(request.uri().path());
+    // The front-end: gRPC by its content type; everything else is REST. One header lookup,
+    // which a REST GET (no content type) answers at once.
     let active = gateway.metrics.active();
     // Kept to the end of the request: a reload meanwhile does not change what it runs on.
     let schema = gateway.schema.get();
+    let front = front(&gateway, schema.as_deref(), &request);
+    let mut label = String::new();
+    // Errors in the route's form, else the gateway's; a problem body names the request id.
+    let errors = gateway.config.transcoding.output.global.error_format;
+    let id = request_id.as_ref().and_then(|v| v.to_str().ok());
+    let answer = |err: GatewayError| err.in_format(errors).into_response_for(id);
     let (route, response) = if let Err(err) = admission::check_head(&gateway.config.server, &request) {
-        ("(rejected)", err.into_response())
+        ("(rejected)", answer(err))
     } else if let Some(path) = reserved {
         // Probes are never shed: an overloaded gateway is still alive.
         (
             path,
-            answer_reserved(&gateway, schema.as_deref(), &method, path).await,
+            answer_reserved(&gateway, schema.as_deref(), &method, path)
+                .await
+                .unwrap_or_else(answer),
         )
+    } else if front != Front::Rest {
+        let response = match front {
+            Front::Connect => connect::serve(&gateway, schema.as_deref(), request, &mut label).await,
+            Front::GrpcWeb => grpc_web::serve(&gateway, schema.as_deref(), request, &mut label).await,
+            Front::ConnectStream => {
+                connect_stream::serve(&gateway, schema.as_deref(), request, &mut label).await
+            }
+            _ => passthrough::pass(&gateway, schema.as_deref(), request, &mut label).await,
+        };
+        let label = if label.is_empty() {
+            "(unmatched)"
+        } else {
+            label.as_str()
+        };
+        (label, response)
     } else if let Some(schema) = &schema {
         // Admission (the concurrency limit) happens in `transcode`, once the body is in.
         let work = transcode::transcode(&gateway, schema, request);
         #[cfg(feature = "otlp")]
         let work = span.scope(work);
         let (label, response) = work.await;
-        (label, response.unwrap_or_else(IntoResponse::into_response))
+        (label, response.unwrap_or_else(answer))
     } else {
-        ("(unmatched)", no_schema(&gateway).into_response())
+        ("(unmatched)", answer(no_schema(&gateway)))
     };
     drop(active);
     let status = response.status().as_u16();
-    let request_id = request_id
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let request_id = id.unwrap_or_default();
     access::record(
         &gateway.metrics,
         access::Entry {
@@ -170,9 +211,10 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request) -> Response {
             method: crate::metrics::method_label(&method),
             route,
             status,
-            error: response.extensions().get::<ErrorCode>().map(|e| (e.0, e.1)),
+            error: response.extensions().get::<ErrorCode>(),
             elapsed: started.elapsed(),
             preflight: None,
+            protocol: front.name(),
         },
     );
     #[cfg(feature = "otlp")]
@@ -180,33 +222,85 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request) -> Response {
     response
 }
 
+/// The front-ends beside REST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Front {
+    Rest,
+    Grpc,
+    GrpcWeb,
+    Connect,
+    ConnectStream,
+}
+
+impl Front {
+    /// The access log's and the metric's name (`metrics::PROTOCOLS`).
+    fn name(self) -> &'static str {
+        match self {
+            Front::Rest => "rest",
+            Front::Grpc => "grpc",
+            Front::GrpcWeb => "grpc-web",
+            Front::Connect | Front::ConnectStream => "connect",
+        }
+    }
+}
+
+/// Picks the front-end by the content type (and, for JSON, Connect's header): one header
+/// lookup; a GET without a content type is Connect's only when its query has `message=` and
+/// `encoding=` on a method's path (a substring test of the query, for the seed's GET). gRPC answers even when it is
+/// turned off (it says so in its own form); Connect turned off leaves its requests to REST,
+/// as before it was served.
+fn front(gateway: &Gateway, schema: Option<&Schema>, request: &Request) -> Front {
+    let headers = request.headers();
+    let Some(content_type) = headers.get(http::header::CONTENT_TYPE) else {
+        // A Connect GET carries its message in the query, on a method's path.
+        let connect_get = request.method() == Method::GET
+            && gateway.config.protocols.connect
+            && connect::is_connect_get(schema, request.uri());
+        return if connect_get { Front::Connect } else { Front::Rest };
+    };
+    let content_type = content_type.as_bytes();
+    if passthrough::is_grpc(content_type) {
+        Front::Grpc
+    } else if grpc_web::is_grpc_web(content_type).is_some() {
+        Front::GrpcWeb
+    } else if gateway.config.protocols.connect && connect::is_connect(content_type, headers) {
+        Front::Connect
+    } else if gateway.config.protocols.connect && connect_stream::is_connect_stream(content_type).is_some() {
+        Front::ConnectStream
+    } else {
+        Front::Rest
+    }
+}
+
 /// The answer while no schema has been loaded yet.
 fn no_schema(gateway: &Gateway) -> GatewayError {
     GatewayError::unavailable(format!("no schema yet: {}", gateway.schema.waiting()))
 }
 
-/// Answers a request on one of the reserved operational paths.
+/// Answers a request on one of the reserved operational paths; its errors (405, no schema
+/// yet, not ready) in the gateway's error format.
 async fn answer_reserved(
     gateway: &Gateway,
     schema: Option<&Schema>,
     method: &Method,
     path: &str,
-) -> Response {
-    if let Some(response) = ops::refuse_method(method) {
-        return response;
+) -> Result<Response, GatewayError> {
+    if let Some(err) = ops::refuse_method(method) {
+        return Err(err);
     }
     match (path, schema) {
-        ("/healthz", _) => probes::healthz(),
-        ("/metrics", _) => ops::metrics(&gateway.metrics),
-        ("/docs", _) => ops::docs::docs_response(),
-        (_, None) => no_schema(gateway).into_response(),
-        ("/openapi.json", Some(schema)) => ops::docs::json_response(schema.openapi()),
+        ("/healthz", _) => Ok(probes::healthz()),
+        ("/metrics", _) => Ok(ops::metrics(&gateway.metrics)),
+        ("/docs", _) => Ok(ops::docs::docs_response()),
+        (_, None) => Err(no_schema(gateway)),
+        ("/openapi.json", Some(schema)) => Ok(ops::docs::json_response(schema.openapi())),
         (_, Some(schema)) => {
             probes::readyz(probes::ReadyCheck {
                 upstream: &gateway.upstream,
                 readiness: &gateway.config.upstream.readiness,
                 schema,
                 source: gateway.schema.source(),
+                mismatch: gateway.schema.mismatch(),
                 draining: gateway.is_draining(),
             })
             .await

@@ -3,13 +3,20 @@
 //! changed), on SIGHUP, and soon after an upstream answered UNIMPLEMENTED. While no first
 //! schema has come (reflection with the upstream still down) it tries after 1 s, doubling
 //! up to 5 s (never beyond the interval). Each outcome is one log line and one
-//! `protogate_schema_reloads_total` count; a refused schema leaves the last good one serving.
+//! `protogate_schema_reloads_total` count; a refused schema leaves the last good one serving,
+//! and while there is none yet the line says so ("no schema yet").
+//!
+//! [`announce`] writes the line that says what the gateway serves: at startup, whatever the
+//! source, and at every schema change (`schema loaded`, with the source, the upstream, the
+//! services, and the numbers of methods and routes). `spawn` also starts the check of
+//! whether the upstream serves those services (`served.rs`).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::Gateway;
+use super::{Gateway, served};
 use crate::config::SchemaSource;
+use crate::schema::Schema;
 use crate::schema::live::{LiveSchema, Reloaded};
 
 /// The longest pause between tries while no first schema has come: an upstream that is
@@ -69,6 +76,13 @@ async fn hangup(_listener: &mut Hangup) {
 pub fn spawn(gateway: &Arc<Gateway>) {
     let hangups = listen_for_hangup();
     let weak = Arc::downgrade(gateway);
+    // A reflection source announced its first schema when it read it (`first_schema`).
+    if *gateway.schema.source() != SchemaSource::Reflection
+        && let Some(schema) = gateway.schema()
+    {
+        announce(gateway, &schema, "startup");
+    }
+    tokio::spawn(served::watch(weak.clone()));
     if *gateway.schema.source() == SchemaSource::Compiled {
         tokio::spawn(ignore_hangups(weak, hangups));
         return;
@@ -136,11 +150,12 @@ pub async fn reload(gateway: &Gateway, trigger: &str) -> bool {
         }
         Ok(Some(schema)) => {
             let hash = schema.hash().to_string();
-            let routes = schema.routes().routes().len();
             match live.install(schema) {
                 Reloaded::Changed => {
                     gateway.metrics.schema_reloaded("changed");
-                    tracing::info!(source, hash, routes, trigger, "schema loaded");
+                    if let Some(schema) = live.get() {
+                        announce(gateway, &schema, trigger);
+                    }
                 }
                 // Another reload installed these descriptors meanwhile.
                 Reloaded::Unchanged => {
@@ -153,15 +168,63 @@ pub async fn reload(gateway: &Gateway, trigger: &str) -> bool {
         Err(err) => {
             gateway.metrics.schema_reloaded("error");
             live.still_waiting(&err);
-            let serving = live.get().map(|s| s.hash().to_string());
-            tracing::warn!(
-                source,
-                trigger,
-                error = %err,
-                serving = serving.as_deref().unwrap_or("(none)"),
-                "schema refused; the last good one keeps serving"
-            );
-            serving.is_some()
+            let upstream = gateway.config.upstream.url.to_string();
+            match live.get() {
+                Some(serving) => tracing::warn!(
+                    source,
+                    trigger,
+                    error = %err,
+                    serving = serving.hash(),
+                    "schema refused; the last good one keeps serving"
+                ),
+                None => tracing::warn!(
+                    source,
+                    upstream,
+                    trigger,
+                    error = %err,
+                    "no schema yet: answering 503 until the source gives one"
+                ),
+            }
+            live.get().is_some()
         }
+    }
+}
+
+/// The line that says what the gateway serves from now on: `schema loaded`, with the source,
+/// the upstream, the services, the numbers of methods and routes, and the methods of the
+/// schema that are not served (a compiled schema's methods without a codec), if any.
+pub fn announce(gateway: &Gateway, schema: &Schema, trigger: &str) {
+    let services = served::services(schema).join(", ");
+    let unserved = served::not_served(schema);
+    let source = gateway.schema.source().to_string();
+    let upstream = gateway.config.upstream.url.to_string();
+    let methods = schema.methods().iter().count();
+    let routes = schema.routes().routes().len();
+    let hash = schema.hash();
+    if unserved.is_empty() {
+        tracing::info!(
+            source,
+            upstream,
+            services,
+            methods,
+            routes,
+            hash,
+            trigger,
+            "schema loaded"
+        );
+    } else {
+        // Say which methods a route will never reach, rather than leave them to be found by 404s.
+        let not_served = unserved.join(", ");
+        tracing::info!(
+            source,
+            upstream,
+            services,
+            methods,
+            routes,
+            hash,
+            trigger,
+            not_served,
+            "schema loaded"
+        );
     }
 }

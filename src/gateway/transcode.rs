@@ -3,6 +3,7 @@
 //! (503), binding, the codec's encoding, the call with at most one
 //! retry, and the HTTP response (a JSON reply, a selected field, no body, or a stream).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -12,9 +13,12 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 
 use super::Gateway;
+use super::client_stream;
+use super::duplex::RpcTimer;
 use super::stream::{self, StreamFormat};
+use super::websocket;
 use crate::binding::{self, body};
-use crate::codec::{self, Call};
+use crate::codec::{self, Call, Printing};
 use crate::error::{Fault, GatewayError};
 use crate::routing::Lookup;
 use crate::schema::Schema;
@@ -23,8 +27,8 @@ use crate::{grpc, metadata, retry};
 /// Routes, binds and forwards one request. Returns the route template as the request's
 /// label (or `(unmatched)` when no route was found) with the answer.
 pub(super) async fn transcode<'s>(
-    gateway: &Gateway,
-    schema: &'s Schema,
+    gateway: &Arc<Gateway>,
+    schema: &'s Arc<Schema>,
     request: Request,
 ) -> (&'s str, Result<Response, GatewayError>) {
     let (parts, body) = request.into_parts();
@@ -36,7 +40,17 @@ pub(super) async fn transcode<'s>(
     if let Err(err) = crate::cross_site::check(&gateway.config.cors, &parts.method, &parts.headers) {
         return ("(rejected)", Err(err));
     }
-    let (route, vars) = match schema.routes().lookup(&parts.method, parts.uri.path()) {
+    // A WebSocket handshake (a GET upgrade, or an HTTP/2 extended CONNECT) names the
+    // method's route, which may be a GET route or a POST route.
+    let upgrade = websocket::handshake(&parts);
+    let mut lookup = match upgrade {
+        Some(_) => schema.routes().lookup(&http::Method::GET, parts.uri.path()),
+        None => schema.routes().lookup(&parts.method, parts.uri.path()),
+    };
+    if upgrade.is_some() && !matches!(lookup, Lookup::Found { .. }) {
+        lookup = schema.routes().lookup(&http::Method::POST, parts.uri.path());
+    }
+    let (route, vars) = match lookup {
         Lookup::Found { route, vars } => (route, vars),
         Lookup::MethodNotAllowed(allow) => {
             return (
@@ -52,11 +66,19 @@ pub(super) async fn transcode<'s>(
         }
     };
     let label = route.template.as_str();
-    (label, call_route(gateway, route, &vars, parts, body).await)
+    let format = route.error_format;
+    let answer = if let Some(kind) = upgrade {
+        websocket::upgrade(gateway, schema, route, vars, kind, parts).await
+    } else if route.method.streams_requests() {
+        client_stream::call(gateway, schema, route, vars, parts, body).await
+    } else {
+        call_route(gateway, route, &vars, parts, body).await
+    };
+    (label, answer.map_err(|err| err.in_format(format)))
 }
 
 async fn call_route(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     route: &crate::routing::Route,
     vars: &[String],
     parts: http::request::Parts,
@@ -96,34 +118,44 @@ async fn call_route(
     // as it is encoded; its share of the in-flight budget stays with the request. A large
     // body waits for its turn to be decoded (body_intake.rs says why).
     let turn = gateway.bodies.decode_turn(received.bytes.len()).await;
-    let request = encode(gateway, route, vars, &parts, std::mem::take(&mut received.bytes))?;
+    let (request, printing) = encode(gateway, route, vars, &parts, std::mem::take(&mut received.bytes))?;
     drop(turn);
 
     let started = Instant::now();
-    // Each attempt picks a connection anew, so a retry after a refused connection goes to
-    // the next replica.
+    // Each attempt picks a connection anew, and a retry avoids the address that failed:
+    // a refused connection is retried on another replica.
     let mut first_metadata = Some(metadata);
+    let mut tried = None;
     let mut call = |timeout: Duration| -> Result<Call, GatewayError> {
         let metadata = match first_metadata.take() {
             Some(metadata) => metadata,
             None => forwarded_metadata()?,
         };
+        let connection = gateway.upstream.connection_avoiding(tried)?;
+        tried = Some(connection.addr());
         Ok(Call {
-            connection: gateway.upstream.connection()?,
+            connection,
             grpc_path: method.grpc_path.clone(),
             body: request.clone(),
             metadata,
             timeout,
+            printing: printing.clone(),
         })
     };
     if method.is_streaming() {
+        let mut timer = RpcTimer::start(gateway, method);
         // Only a stream that never left may go again: no message was sent yet.
         let reply = retry::once(timeout, started, GatewayError::never_sent, |timeout| {
             let call = call(timeout);
             let codec = method.codec.clone();
             async move { codec::server_streaming(codec, call?).await }
         })
-        .await?;
+        .await
+        .inspect_err(|err| timer.failed(err))?;
+        let reply = codec::StreamReply {
+            metadata: reply.metadata,
+            messages: timer.observe(reply.messages),
+        };
         return stream::respond(reply, StreamFormat::from_headers(&parts.headers)).await;
     }
     let outcome = retry::once(
@@ -178,15 +210,18 @@ async fn call_route(
 
 /// The request message for `route`, framed: straight from the body when the route takes
 /// the whole body and nothing else (`Codec::encode_body`), else through the binder's JSON
-/// object.
+/// object. With it, how the replies are printed (output options, system parameters and
+/// field selection: `binding::system::printing`).
 fn encode(
     gateway: &Gateway,
     route: &crate::routing::Route,
     vars: &[String],
     parts: &http::request::Parts,
     bytes: Bytes,
-) -> Result<Bytes, GatewayError> {
-    let query = parts.uri.query().filter(|q| !q.is_empty());
+) -> Result<(Bytes, Printing), GatewayError> {
+    let (query, printing) =
+        binding::system::printing(route, parts.uri.query().unwrap_or(""), &parts.headers)?;
+    let query = Some(query.as_ref()).filter(|q| !q.is_empty());
     let body = if bytes.is_empty() {
         None
     } else {
@@ -196,11 +231,13 @@ fn encode(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok()),
         )?;
+        // Stripped enum names are read by the binder, not by the codecs' straight path.
         let whole_body_only = matches!(route.body, crate::routing::BodyRule::Whole)
             && route.path_fields.is_empty()
-            && query.is_none();
+            && query.is_none()
+            && !route.reply_form.strip_enum_prefix;
         if whole_body_only && let Some(framed) = route.method.codec.encode_body(&bytes) {
-            return Ok(framed);
+            return Ok((framed, printing));
         }
         body::parse(&bytes)?
     };
@@ -212,7 +249,7 @@ fn encode(
         body,
         gateway.config.transcoding.unknown_query_parameters,
     )?;
-    route.method.codec.encode_request(&request)
+    Ok((route.method.codec.encode_request(&request)?, printing))
 }
 
 /// `body` followed by the trailer metadata as `Grpc-Trailer-*` HTTP trailers, announced in

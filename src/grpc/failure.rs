@@ -99,6 +99,13 @@ pub(super) fn reply_error(err: h2::Error) -> GatewayError {
             "upstream connection lost during the call".to_string(),
         );
     }
+    // The gateway reset the stream itself (a request stream that failed on the client's
+    // side, grpc/streams.rs): no fault of the upstream's, and the front-end reports the
+    // client's failure in its place.
+    if err.is_reset() && !err.is_remote() && err.reason() == Some(h2::Reason::CANCEL) {
+        tracing::debug!(error = %err, "call cancelled by the gateway");
+        return GatewayError::upstream_status(&tonic::Status::cancelled("the call was cancelled"));
+    }
     // A local protocol error: the upstream broke HTTP/2 (or is no HTTP/2 server at all).
     not_grpc(err.to_string())
 }

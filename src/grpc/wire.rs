@@ -131,19 +131,43 @@ pub(super) fn split_frame(
     pending: &mut BytesMut,
     limit: usize,
 ) -> Result<Option<(bool, Bytes)>, GatewayError> {
-    if pending.len() < 5 {
+    let Some((flags, len)) = envelope_prefix(pending) else {
         return Ok(None);
-    }
-    let compressed = compressed_flag(pending[0])?;
-    let len = frame_len(pending);
+    };
+    let compressed = compressed_flag(flags)?;
     if len > limit {
         return Err(too_large(format!("{len} bytes"), limit));
     }
+    Ok(take_envelope(pending).map(|(_, payload)| (compressed, payload)))
+}
+
+/// One envelope: the flags byte, the big-endian length, the payload. gRPC's message framing,
+/// which gRPC-Web's trailer frame (flags `0x80`) and Connect's envelopes (end of stream
+/// `0x02`) share.
+pub fn envelope(flags: u8, payload: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(5 + payload.len());
+    buf.put_u8(flags);
+    buf.put_u32(u32::try_from(payload.len()).unwrap_or(u32::MAX));
+    buf.put_slice(payload);
+    buf.freeze()
+}
+
+/// The flags and the announced length of the envelope at the front of `pending`, once its
+/// 5-byte prefix is in.
+pub fn envelope_prefix(pending: &[u8]) -> Option<(u8, usize)> {
+    (pending.len() >= 5).then(|| (pending[0], frame_len(pending)))
+}
+
+/// The envelope at the front of `pending` once it is whole, taken off: its flags and its
+/// payload. Nothing is judged here: the caller checks the flags and the length
+/// (`envelope_prefix` reads them before the payload is in).
+pub fn take_envelope(pending: &mut BytesMut) -> Option<(u8, Bytes)> {
+    let (flags, len) = envelope_prefix(pending)?;
     if pending.len() < 5 + len {
-        return Ok(None);
+        return None;
     }
     pending.advance(5);
-    Ok(Some((compressed, pending.split_to(len).freeze())))
+    Some((flags, pending.split_to(len).freeze()))
 }
 
 /// Whether `chunk` is exactly one frame.

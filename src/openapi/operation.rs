@@ -10,10 +10,12 @@ use http::StatusCode;
 use prost_reflect::{Kind, MethodDescriptor};
 use serde_json::{Map, Value, json};
 
-use super::ERROR_RESPONSES;
 use super::path::{self, ParamKind, PathShape};
 use super::query;
 use super::schema::Schemas;
+use super::streams;
+use super::{ERROR_RESPONSES, PROBLEM_SUFFIX};
+use crate::config::ErrorFormat;
 use crate::routing::template::Segment;
 use crate::routing::{BodyRule, Route};
 
@@ -37,8 +39,13 @@ pub(super) fn operation(
         "summary": route.method.full_name,
         "tags": [method.parent_service().full_name()],
     });
-    if let Some(comment) = schemas.comments.lookup(&method.parent_file(), method.path()) {
-        operation["description"] = Value::String(comment);
+    let comment = schemas.comments.lookup(&method.parent_file(), method.path());
+    let description = match (comment, streams::shape_note(route)) {
+        (Some(comment), Some(note)) => Some(format!("{comment}\n\n{note}")),
+        (comment, note) => comment.or(note),
+    };
+    if let Some(description) = description {
+        operation["description"] = Value::String(description);
     }
     if !parameters.is_empty() {
         operation["parameters"] = Value::Array(parameters);
@@ -51,10 +58,15 @@ pub(super) fn operation(
         route.success_status.as_str().to_string(),
         success_response(route, method, schemas),
     );
+    // `[errors] format = "problem"` routes refer to the problem+json forms (`openapi.rs`).
+    let form = match route.error_format {
+        ErrorFormat::Problem => PROBLEM_SUFFIX,
+        ErrorFormat::Status => "",
+    };
     for (status, name, _) in ERROR_RESPONSES {
         responses.insert(
             status.to_string(),
-            json!({ "$ref": format!("#/components/responses/{name}") }),
+            json!({ "$ref": format!("#/components/responses/{name}{form}") }),
         );
     }
     operation["responses"] = Value::Object(responses);
@@ -65,14 +77,23 @@ pub(super) fn operation(
 
 /// The success response: the reply, one field of it (`response_body`), or nothing (204).
 fn success_response(route: &Route, method: &MethodDescriptor, schemas: &mut Schemas) -> Value {
+    // The reply is described in the form the route prints it in (`form.rs`).
+    let saved = std::mem::replace(&mut schemas.form, route.reply_form);
+    let response = reply_response(route, method, schemas);
+    schemas.form = saved;
+    response
+}
+
+fn reply_response(route: &Route, method: &MethodDescriptor, schemas: &mut Schemas) -> Value {
     let output = method.output();
     if route.success_status == StatusCode::NO_CONTENT {
         return json!({ "description": format!("{} succeeded; no body.", route.method.full_name) });
     }
-    let selected = route
-        .response_body
-        .as_deref()
-        .and_then(|name| output.get_field_by_json_name(name));
+    let selected = route.response_body.as_deref().and_then(|name| {
+        output
+            .get_field_by_json_name(name)
+            .or_else(|| output.get_field_by_name(name))
+    });
     let (schema, description) = match selected {
         Some(field) => {
             let mut schema = schemas.field(&field);
@@ -82,7 +103,7 @@ fn success_response(route: &Route, method: &MethodDescriptor, schemas: &mut Sche
             }
             let description = format!(
                 "The `{}` field of the {} reply, as proto3 JSON.",
-                field.json_name(),
+                schemas.key_of(&field),
                 route.method.full_name
             );
             (schema, description)
@@ -214,6 +235,9 @@ fn request_body(route: &Route, schemas: &mut Schemas) -> Option<Value> {
                 .filter(|p| p.fields.len() == 1)
                 .map(|p| p.leaf().json_name())
                 .collect();
+            if route.method.streams_requests() {
+                return Some(streams::request_body(route, schemas.message(&route.input)));
+            }
             if from_path.is_empty() {
                 let description = format!(
                     "The {} request message; an empty body means {{}}.",

@@ -2,8 +2,12 @@
 //! every field the path and the body leave unbound, by json name, with dotted names into
 //! singular nested messages (down to [`MAX_DEPTH`] names, which also ends recursive
 //! messages), repeated fields as exploded arrays (plus comma lists where the binder splits
-//! them), and the route's aliases. Maps, repeated messages and JSON-only well-known types
-//! (Struct, Value, Any, …) cannot come from a query string and are left out.
+//! them), and the route's aliases. Maps and repeated messages (`binding/query_paths.rs`):
+//! a map of scalars is a `deepObject` parameter (`labels[key]=v`), which OpenAPI defines;
+//! a map of messages (`m[key].f=v`) and a repeated message (`items[0].name=a`) are listed
+//! with their JSON schema and a description of the form, which no OpenAPI style expresses.
+//! JSON-only well-known types (Struct, Value, Any, …) cannot come from a query string and
+//! are left out.
 
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Value, json};
@@ -68,8 +72,9 @@ fn walk(
         prefix.push(field.clone());
         if !is_bound(bound, prefix) {
             match field.kind() {
-                _ if field.is_map() => {}
+                _ if field.is_map() => out.push(prefix.clone()),
                 Kind::Message(inner) if query_text_type(&inner) => out.push(prefix.clone()),
+                Kind::Message(_) if field.is_list() => out.push(prefix.clone()),
                 Kind::Message(inner) => {
                     let opaque = inner.full_name().starts_with("google.protobuf.");
                     if !field.is_list() && !opaque && prefix.len() < MAX_DEPTH {
@@ -126,7 +131,9 @@ fn parameter(name: &str, leaf: &FieldDescriptor, alias_of: Option<&str>, schemas
         notes.push(comment);
     }
     let mut param = json!({ "name": name, "in": "query", "required": false });
-    if leaf.is_list() {
+    if let Some(how) = keyed(name, leaf, &mut param, schemas) {
+        notes.push(how);
+    } else if leaf.is_list() {
         let (a, b) = sample_values(&kind);
         let mut how = format!("Repeat the parameter for several values (`?{name}={a}&{name}={b}`).");
         if field_path::splits_commas(leaf) {
@@ -143,6 +150,57 @@ fn parameter(name: &str, leaf: &FieldDescriptor, alias_of: Option<&str>, schemas
         param["description"] = Value::String(notes.join("\n\n"));
     }
     param
+}
+
+/// A map or a repeated message field's schema and style on `param`, and how to send it;
+/// `None` for any other field. A map of values that are text in a query is OpenAPI's
+/// `deepObject` (`?labels[a]=x`, one level of keys); the binder's other keyed forms go deeper
+/// than any OpenAPI style, so the schema says what the value is and the description how to
+/// send it.
+fn keyed(name: &str, leaf: &FieldDescriptor, param: &mut Value, schemas: &mut Schemas) -> Option<String> {
+    let Kind::Message(message) = leaf.kind() else {
+        return None;
+    };
+    if leaf.is_map() {
+        let (key, value) = (message.map_entry_key_field(), message.map_entry_value_field());
+        let (a, b) = sample_values(&key.kind());
+        param["schema"] = schemas.map(&message);
+        let inner = match value.kind() {
+            Kind::Message(inner) if !query_text_type(&inner) => inner,
+            _ => {
+                let (x, y) = sample_values(&value.kind());
+                param["style"] = json!("deepObject");
+                param["explode"] = json!(true);
+                return Some(format!(
+                    "One map entry per parameter (`?{name}[{a}]={x}&{name}[{b}]={y}`); \
+                     `?{name}.{a}={x}` works too."
+                ));
+            }
+        };
+        let example = element_example(&inner);
+        return Some(format!(
+            "OpenAPI's `deepObject` style has no form for a map of messages: set one field of \
+             an entry per parameter (`?{name}[{a}].{example}`)."
+        ));
+    }
+    if !leaf.is_list() || query_text_type(&message) {
+        return None;
+    }
+    param["schema"] = json!({ "type": "array", "items": schemas.value(&leaf.kind()) });
+    let example = element_example(&message);
+    Some(format!(
+        "No OpenAPI style expresses a list of messages in a query: set one field of one \
+         element per parameter (`?{name}[0].{example}`); indices are dense from 0, in any \
+         order."
+    ))
+}
+
+/// `field=value` for the first field of `message`, for the examples in descriptions.
+fn element_example(message: &MessageDescriptor) -> String {
+    match message.fields().next() {
+        Some(field) => format!("{}={}", field.json_name(), sample_values(&field.kind()).0),
+        None => "field=value".to_string(),
+    }
 }
 
 /// Two plausible values of `kind`, for the examples in descriptions.

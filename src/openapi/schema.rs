@@ -8,8 +8,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use prost_reflect::{EnumDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{FieldDescriptor, FileDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value, json};
+
+use crate::codec::ReplyForm;
 
 /// The error body of every failure.
 pub(super) const STATUS: &str = "google.rpc.Status";
@@ -27,8 +29,11 @@ pub(super) fn ref_to(name: &str) -> Value {
 /// Component schemas, collected as operations reference them, plus the proto comments.
 #[derive(Default)]
 pub(super) struct Schemas {
-    components: BTreeMap<String, Value>,
+    pub(super) components: BTreeMap<String, Value>,
     pub(super) comments: Comments,
+    /// The form replies are printed in, while a route's reply is described (`form.rs`);
+    /// the default (request bodies, and replies of routes without output options) otherwise.
+    pub(super) form: ReplyForm,
 }
 
 impl Schemas {
@@ -40,20 +45,26 @@ impl Schemas {
     /// A `$ref` to `message`'s component, registering it and every type it reaches.
     pub(super) fn message(&mut self, message: &MessageDescriptor) -> Value {
         let name = message.full_name();
-        if !self.components.contains_key(name) {
+        let known = well_known(name);
+        // Status and the well-known types print alike in every form.
+        let key = match name == STATUS || known.is_some() {
+            true => name.to_string(),
+            false => self.message_key(name),
+        };
+        if !self.components.contains_key(&key) {
             // Registered before it is built, so that recursive messages terminate.
-            self.components.insert(name.to_string(), Value::Null);
+            self.components.insert(key.clone(), Value::Null);
             let schema = if name == STATUS {
                 self.status()
             } else {
-                match well_known(name) {
+                match known {
                     Some(schema) => schema,
                     None => self.message_body(message),
                 }
             };
-            self.components.insert(name.to_string(), schema);
+            self.components.insert(key.clone(), schema);
         }
-        ref_to(name)
+        ref_to(&key)
     }
 
     /// A `$ref` to the `google.rpc.Status` schema, registering it.
@@ -88,7 +99,7 @@ impl Schemas {
         })
     }
 
-    fn any_ref(&mut self) -> Value {
+    pub(super) fn any_ref(&mut self) -> Value {
         if !self.components.contains_key(ANY) {
             self.components
                 .insert(ANY.to_string(), well_known(ANY).unwrap_or_default());
@@ -101,15 +112,27 @@ impl Schemas {
     /// names are accepted too, but are not listed).
     pub(super) fn message_body(&mut self, message: &MessageDescriptor) -> Value {
         let mut properties = Map::new();
+        let mut always = Vec::new();
         for field in message.fields() {
-            let schema = self.field(&field);
-            properties.insert(field.json_name().to_string(), schema);
+            let mut schema = self.field(&field);
+            let key = self.key_of(&field);
+            if self.form.emit_unpopulated && field.containing_oneof().is_none() {
+                // Every field outside a oneof is printed; an unset message as null.
+                if matches!(field.kind(), Kind::Message(_)) && !field.is_list() && !field.is_map() {
+                    schema = json!({ "anyOf": [schema, { "type": "null" }] });
+                }
+                always.push(Value::String(key.to_string()));
+            }
+            properties.insert(key.to_string(), schema);
         }
         let mut schema = json!({
             "type": "object",
             "properties": properties,
             "additionalProperties": false
         });
+        if !always.is_empty() {
+            schema["required"] = Value::Array(always);
+        }
         let mut notes: Vec<String> = self
             .comments
             .lookup(&message.parent_file(), message.path())
@@ -118,7 +141,7 @@ impl Schemas {
         // A oneof allows at most one of its fields: no pair of them may appear together.
         let mut pairs = Vec::new();
         for oneof in message.oneofs().filter(|o| !o.is_synthetic()) {
-            let names: Vec<String> = oneof.fields().map(|f| f.json_name().to_string()).collect();
+            let names: Vec<String> = oneof.fields().map(|f| self.key_of(&f).to_string()).collect();
             for (i, a) in names.iter().enumerate() {
                 for b in &names[i + 1..] {
                     pairs.push(json!({ "required": [a, b] }));
@@ -141,18 +164,7 @@ impl Schemas {
     /// One field as it appears in a JSON object (array, map or single value), with its comment.
     pub(super) fn field(&mut self, field: &FieldDescriptor) -> Value {
         let mut schema = match field.kind() {
-            Kind::Message(entry) if field.is_map() => {
-                let key = entry.map_entry_key_field();
-                let value = entry.map_entry_value_field();
-                let mut map = json!({
-                    "type": "object",
-                    "additionalProperties": self.value(&value.kind())
-                });
-                if let Some(names) = map_key_names(&key.kind()) {
-                    map["propertyNames"] = names;
-                }
-                map
-            }
+            Kind::Message(entry) if field.is_map() => self.map(&entry),
             kind if field.is_list() => json!({ "type": "array", "items": self.value(&kind) }),
             kind => self.value(&kind),
         };
@@ -160,6 +172,20 @@ impl Schemas {
             describe(&mut schema, &comment);
         }
         schema
+    }
+
+    /// A map field's object, from its entry message: values by key.
+    pub(super) fn map(&mut self, entry: &MessageDescriptor) -> Value {
+        let key = entry.map_entry_key_field();
+        let value = entry.map_entry_value_field();
+        let mut map = json!({
+            "type": "object",
+            "additionalProperties": self.value(&value.kind())
+        });
+        if let Some(names) = map_key_names(&key.kind()) {
+            map["propertyNames"] = names;
+        }
+        map
     }
 
     /// One value of `kind`: a scalar schema, or a `$ref` to a message or enum component.
@@ -170,35 +196,8 @@ impl Schemas {
             scalar => scalar_schema(scalar),
         }
     }
-
-    /// A `$ref` to an enum component: a string enum of the value names. The gateway also
-    /// accepts the numbers, and prints a number it does not know as a number.
-    fn enumeration(&mut self, enumeration: &EnumDescriptor) -> Value {
-        let name = enumeration.full_name();
-        if name == "google.protobuf.NullValue" {
-            return json!({ "type": "null" });
-        }
-        if !self.components.contains_key(name) {
-            let names: Vec<String> = enumeration.values().map(|v| v.name().to_string()).collect();
-            let mut schema = json!({ "type": "string", "enum": names });
-            let mut notes: Vec<String> = self
-                .comments
-                .lookup(&enumeration.parent_file(), enumeration.path())
-                .into_iter()
-                .collect();
-            for value in enumeration.values() {
-                if let Some(comment) = self.comments.lookup(&value.parent_file(), value.path()) {
-                    notes.push(format!("- `{}`: {comment}", value.name()));
-                }
-            }
-            describe(&mut schema, &notes.join("\n"));
-            self.components.insert(name.to_string(), schema);
-        }
-        ref_to(name)
-    }
 }
 
-/// The schema of one scalar value in proto3 JSON.
 pub(super) fn scalar_schema(kind: &Kind) -> Value {
     match kind {
         Kind::Double => float_schema("double", None),

@@ -206,11 +206,12 @@ fn annotated_routes_become_operations() {
     let owned = |p: &str, m: &str| (p.to_string(), vec![m.to_string()]);
     assert_eq!(
         listed,
+        // One service: the route table's order (lookup order), no longer alphabetical.
         vec![
-            owned("/v1/health", "head"),
             owned("/v1/teams/{team.name}/users", "get"),
             owned("/v1/users/{team.id}", "put"),
             owned("/v1/users:search", "post"),
+            owned("/v1/health", "head"),
         ]
     );
     assert_eq!(
@@ -327,5 +328,82 @@ message UserReply { string message = 1; }
     assert_eq!(
         content["application/json"]["schema"],
         json!({"type": "array", "items": {"$ref": "#/components/schemas/UserReply"}})
+    );
+}
+
+/// Maps and repeated messages in the query (`binding/query_paths.rs`), at the top and
+/// inside a nested message: maps of scalars are `deepObject`; a map of messages and a list
+/// of messages carry their schema and a description of the form, and no `style`.
+const KEYED: &str = r#"
+syntax = "proto3";
+import "google/api/annotations.proto";
+service Keyed {
+  rpc List(ListReq) returns (Item) { option (google.api.http) = { get: "/v1/things" }; }
+}
+message Item { string name = 1; int32 size = 2; }
+message Filter { map<string, int32> counts = 1; }
+message ListReq {
+  map<bool, string> flags = 1;
+  map<string, Item> by_name = 2;
+  repeated Item items = 3;
+  Filter filter = 4;
+}
+"#;
+
+#[test]
+fn maps_are_deep_objects_and_repeated_messages_say_how_to_send_them() {
+    let pool = compile(KEYED);
+    let methods =
+        crate::method::MethodTable::build(&pool, |m| Some(crate::codec::dynamic::codec(m))).expect("methods");
+    let doc = document(&build_table(&pool, &methods, &[], false).expect("routes build"));
+    let params = doc["paths"]["/v1/things"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let names: Vec<&str> = params.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["flags", "byName", "items", "filter.counts"]);
+    let item = json!({"$ref": "#/components/schemas/Item"});
+    assert_eq!(
+        params[0],
+        json!({
+            "name": "flags", "in": "query", "required": false,
+            "style": "deepObject", "explode": true,
+            "schema": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "propertyNames": {"enum": ["true", "false"]}
+            },
+            "description": "One map entry per parameter (`?flags[true]=a&flags[false]=b`); \
+                `?flags.true=a` works too."
+        })
+    );
+    assert_eq!(
+        params[1],
+        json!({
+            "name": "byName", "in": "query", "required": false,
+            "schema": {"type": "object", "additionalProperties": item},
+            "description": "OpenAPI's `deepObject` style has no form for a map of messages: \
+                set one field of an entry per parameter (`?byName[a].name=a`)."
+        })
+    );
+    assert_eq!(
+        params[2],
+        json!({
+            "name": "items", "in": "query", "required": false,
+            "schema": {"type": "array", "items": item},
+            "description": "No OpenAPI style expresses a list of messages in a query: set one \
+                field of one element per parameter (`?items[0].name=a`); indices are dense \
+                from 0, in any order."
+        })
+    );
+    assert_eq!(params[3]["style"], "deepObject");
+    assert_eq!(
+        params[3]["schema"],
+        json!({
+            "type": "object",
+            "additionalProperties": {
+                "type": "integer", "format": "int32",
+                "minimum": -2147483648_i64, "maximum": 2147483647
+            }
+        })
     );
 }

@@ -15,9 +15,9 @@ use crate::error::GatewayError;
 use crate::metrics::Metrics;
 
 /// Every operational endpoint answers GET and HEAD only: the 405 for any other method.
-pub fn refuse_method(method: &Method) -> Option<Response> {
+pub fn refuse_method(method: &Method) -> Option<GatewayError> {
     (method != Method::GET && method != Method::HEAD)
-        .then(|| GatewayError::method_not_allowed(method, &[Method::GET, Method::HEAD]).into_response())
+        .then(|| GatewayError::method_not_allowed(method, &[Method::GET, Method::HEAD]))
 }
 
 /// `/metrics`: Prometheus text.

@@ -1,6 +1,8 @@
 //! The probes: `/healthz` (liveness; never touches the upstream) and `/readyz` (503 while
 //! draining, else asks the upstream: grpc.health.v1 when it serves it and a live gRPC
-//! answer otherwise (`auto`, the default), grpc.health.v1 strictly, or a configured method). They take the
+//! answer otherwise (`auto`, the default), grpc.health.v1 strictly, or a configured method;
+//! 503 with the warning's words while the upstream is known to serve none of the schema's
+//! services, `gateway/served.rs`). They take the
 //! narrow pieces they read (the upstream, the readiness setting, the method table, the
 //! draining flag), never the whole gateway.
 
@@ -29,6 +31,9 @@ pub struct ReadyCheck<'a> {
     /// The schema in use (its methods, its hash) and where it came from.
     pub schema: &'a Schema,
     pub source: &'a SchemaSource,
+    /// Why the upstream does not serve the schema, when a check found that
+    /// (`gateway/served.rs`): not ready, whatever its health says.
+    pub mismatch: Option<String>,
     pub draining: bool,
 }
 
@@ -39,7 +44,7 @@ pub fn healthz() -> Response {
 
 /// `/readyz`: 200 when the upstream says it is ready, else 503. The answer names the schema
 /// in use: its source and hash.
-pub async fn readyz(check: ReadyCheck<'_>) -> Response {
+pub async fn readyz(check: ReadyCheck<'_>) -> Result<Response, GatewayError> {
     let schema = serde_json::json!({"source": check.source.to_string(), "hash": check.schema.hash()});
     match ready(check).await {
         Ok(()) => {
@@ -48,12 +53,12 @@ pub async fn readyz(check: ReadyCheck<'_>) -> Response {
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
+            Ok(response)
         }
         // Not ready is 503 whatever the cause (a probe timeout would otherwise be 504):
         // orchestrators read any non-2xx as not ready, and people read 503 as "not yet".
-        Err(err) if err.code() == tonic::Code::Unavailable => err.into_response(),
-        Err(err) => GatewayError::unavailable(format!("not ready: {}", err.message())).into_response(),
+        Err(err) if err.code() == tonic::Code::Unavailable => Err(err),
+        Err(err) => Err(GatewayError::unavailable(format!("not ready: {}", err.message()))),
     }
 }
 
@@ -68,6 +73,9 @@ fn status_json(status: &'static str) -> Response {
 async fn ready(check: ReadyCheck<'_>) -> Result<(), GatewayError> {
     if check.draining {
         return Err(GatewayError::unavailable("draining: shutting down"));
+    }
+    if let Some(why) = check.mismatch {
+        return Err(GatewayError::unavailable(format!("not ready: {why}")));
     }
     match check.readiness {
         Readiness::GrpcHealth(service) => health_check(check.upstream, service).await,
@@ -93,6 +101,7 @@ async fn ready(check: ReadyCheck<'_>) -> Result<(), GatewayError> {
                 body: method.codec.encode_request(&serde_json::json!({}))?,
                 metadata: Default::default(),
                 timeout: READY_TIMEOUT,
+                printing: Default::default(),
             };
             codec::unary(&*method.codec, call).await.map(|_| ())
         }

@@ -116,40 +116,17 @@ pub fn text_to_json(field: &FieldDescriptor, text: &str) -> Result<Value, String
             _ => Err(invalid("not a bool (true or false)")),
         },
         Kind::String => Ok(Value::String(text.to_string())),
-        Kind::Bytes => {
-            use base64::Engine as _;
-            let engines = [
-                &base64::engine::general_purpose::STANDARD,
-                &base64::engine::general_purpose::URL_SAFE,
-            ];
-            let trimmed = text.trim_end_matches('=');
-            let ok = engines.iter().any(|e| e.decode(text).is_ok())
-                || base64::engine::general_purpose::STANDARD_NO_PAD
-                    .decode(trimmed)
-                    .is_ok()
-                || base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(trimmed)
-                    .is_ok();
-            if ok {
-                Ok(Value::String(text.to_string()))
-            } else {
-                Err(invalid("not base64"))
-            }
-        }
+        Kind::Bytes if is_base64(text) => Ok(Value::String(text.to_string())),
+        Kind::Bytes => Err(invalid("not base64")),
         Kind::Enum(enum_type) => {
             if enum_type.get_value_by_name(text).is_some() {
                 return Ok(Value::String(text.to_string()));
             }
+            // proto3 enums are open: any int32 is a value, known to these descriptors or not
+            // (a value added upstream later), as the body and the JSON mapping accept it.
             match text.parse::<i32>() {
-                Ok(n) if enum_type.get_value(n).is_some() => Ok(Value::from(n)),
-                _ => {
-                    let names: Vec<String> = enum_type.values().map(|v| v.name().to_string()).collect();
-                    Err(invalid(&format!(
-                        "not a value of {} (one of {})",
-                        enum_type.name(),
-                        names.join(", ")
-                    )))
-                }
+                Ok(n) => Ok(Value::from(n)),
+                _ => Err(invalid(&not_an_enum(&enum_type))),
             }
         }
         Kind::Message(message) => well_known_from_text(&message, text).ok_or_else(|| {
@@ -174,7 +151,8 @@ fn well_known_from_text(message: &MessageDescriptor, text: &str) -> Option<Value
         "google.protobuf.Int32Value" => int::<i32>(text, "int32").ok().map(Value::from),
         "google.protobuf.UInt32Value" => int::<u32>(text, "uint32").ok().map(Value::from),
         "google.protobuf.BoolValue" => text.parse::<bool>().ok().map(Value::Bool),
-        "google.protobuf.DoubleValue" | "google.protobuf.FloatValue" => float(text, false).ok(),
+        "google.protobuf.DoubleValue" => float(text, false).ok(),
+        "google.protobuf.FloatValue" => float(text, true).ok(),
         _ => None,
     }
 }
@@ -186,16 +164,72 @@ fn int<T: TryFrom<i128> + std::str::FromStr>(text: &str, name: &str) -> Result<T
     }
 }
 
-fn float(text: &str, single: bool) -> Result<Value, String> {
+/// Whether `text` is base64, standard or URL-safe, padded or not, as proto3 JSON reads bytes.
+pub fn is_base64(text: &str) -> bool {
+    use base64::Engine as _;
+    let engines = [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::URL_SAFE,
+    ];
+    let trimmed = text.trim_end_matches('=');
+    engines.iter().any(|e| e.decode(text).is_ok())
+        || base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(trimmed)
+            .is_ok()
+        || base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(trimmed)
+            .is_ok()
+}
+
+/// The refusal of a text that is neither a name nor a number of `enum_type`.
+pub fn not_an_enum(enum_type: &prost_reflect::EnumDescriptor) -> String {
+    let names: Vec<String> = enum_type.values().map(|v| v.name().to_string()).collect();
+    format!(
+        "not a value of {} (one of {}, or an int32)",
+        enum_type.name(),
+        names.join(", ")
+    )
+}
+
+/// A float or double in text (a query value, a path segment, a quoted JSON number).
+pub fn float(text: &str, single: bool) -> Result<Value, String> {
     match text {
         "NaN" | "Infinity" | "-Infinity" => return Ok(Value::String(text.to_string())),
         _ => {}
     }
     let name = if single { "float" } else { "double" };
+    // Rust also reads "inf", "nan" and "infinity" in any case; proto3 JSON spells the
+    // specials only as above.
+    if text
+        .bytes()
+        .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E')
+    {
+        return Err(format!("not a {name}"));
+    }
     let value: f64 = text.parse().map_err(|_| format!("not a {name}"))?;
-    if !value.is_finite() || (single && value.abs() > f64::from(f32::MAX)) {
+    finite(value, single)
+}
+
+/// A parsed number as the JSON value both codecs read to the same float or double: a
+/// float is rounded to float32 first and then range-checked, as Go's protojson, C++ and
+/// upb do (protobuf issue 3615), so `3.4028235e+38`, the shortest form of the largest
+/// float that they all print, is accepted and `3.5e+38` is not. The value handed on is the
+/// float32 itself, widened, which every reader takes back exactly.
+pub fn finite(value: f64, single: bool) -> Result<Value, String> {
+    let name = if single { "float" } else { "double" };
+    if !value.is_finite() {
         return Err(format!("out of range for {name}"));
     }
+    let value = if single {
+        // `as` rounds to the nearest float32 and overflows to infinity.
+        let rounded = value as f32;
+        if rounded.is_infinite() {
+            return Err(format!("out of range for {name}"));
+        }
+        f64::from(rounded)
+    } else {
+        value
+    };
     Number::from_f64(value)
         .map(Value::Number)
         .ok_or_else(|| format!("not a {name}"))
@@ -255,5 +289,60 @@ mod tests {
         assert!(float("1e39", true).is_err());
         assert!(float("1e39", false).is_ok());
         assert!(float("x", false).is_err());
+        for special in ["inf", "nan", "infinity", "-inf", "Inf"] {
+            assert_eq!(
+                float(special, false),
+                Err("not a double".to_string()),
+                "{special}"
+            );
+        }
+    }
+
+    #[test]
+    fn enums_are_open_in_text() {
+        let pool = crate::test_protos::compile(
+            "syntax = \"proto3\";\nenum Continent { CONTINENT_UNSPECIFIED = 0; EUROPE = 1; }\nmessage M { Continent continent = 1; }",
+        );
+        let message = pool.get_message_by_name("M").expect("M");
+        let field = message.get_field_by_name("continent").expect("continent");
+        assert_eq!(text_to_json(&field, "EUROPE"), Ok(Value::from("EUROPE")));
+        assert_eq!(text_to_json(&field, "1"), Ok(Value::from(1)));
+        // Numbers the descriptors do not name, as `?continent=-3852` and `/…/99` send them.
+        assert_eq!(text_to_json(&field, "-3852"), Ok(Value::from(-3852)));
+        assert_eq!(text_to_json(&field, "2147483647"), Ok(Value::from(i32::MAX)));
+        let refused = "not a value of Continent (one of CONTINENT_UNSPECIFIED, EUROPE, or an int32)";
+        assert_eq!(
+            text_to_json(&field, "2147483648"),
+            Err(format!(
+                "invalid value \"2147483648\" for field continent: {refused}"
+            ))
+        );
+        assert_eq!(
+            text_to_json(&field, "ASIA"),
+            Err(format!("invalid value \"ASIA\" for field continent: {refused}"))
+        );
+    }
+
+    #[test]
+    fn floats_round_to_float32_before_the_range_check() {
+        // The largest float as Go, C++ and Python print it, and its exact value.
+        let max = Ok(Value::from(f64::from(f32::MAX)));
+        assert_eq!(float("3.4028235e+38", true), max);
+        assert_eq!(float("3.4028234663852886e+38", true), max);
+        assert_eq!(
+            float("-3.4028235e+38", true),
+            Ok(Value::from(-f64::from(f32::MAX)))
+        );
+        assert_eq!(float("3.5e+38", true), Err("out of range for float".to_string()));
+        assert_eq!(float("-3.5e38", true), Err("out of range for float".to_string()));
+        // The float32 nearest to 0.1, not the double.
+        assert_eq!(float("0.1", true), Ok(Value::from(f64::from(0.1f32))));
+        // Below the smallest subnormal rounds to zero, as elsewhere.
+        assert_eq!(float("1e-50", true), Ok(Value::from(0.0)));
+        assert_eq!(float("1e400", false), Err("out of range for double".to_string()));
+        assert_eq!(
+            float("1.2345678901234567e+100", false),
+            Ok(Value::from(1.2345678901234567e100))
+        );
     }
 }

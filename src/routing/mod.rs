@@ -16,10 +16,11 @@ use std::sync::Arc;
 use http::Method;
 use prost_reflect::MessageDescriptor;
 
+use crate::codec::ReplyForm;
 pub use crate::config::RuleSpec;
 use crate::method::Method as Rpc;
 use field_path::FieldPath;
-pub use rules::build_table;
+pub use rules::{build_table, build_table_with};
 pub use template::Template;
 
 /// The paths the gateway answers itself (probes, metrics, the OpenAPI document and its
@@ -56,10 +57,16 @@ pub struct Route {
     pub body: BodyRule,
     /// Extra query parameter names (`ids` → `userIDs`).
     pub query_aliases: HashMap<String, FieldPath>,
-    /// Answer with only this reply field (its json name), as google.api.http `response_body`.
+    /// Answer with only this reply field (its key as printed: json or proto name), as
+    /// google.api.http `response_body`.
     pub response_body: Option<String>,
     /// 200, or what a config rule set (201; 204 answers with no body).
     pub success_status: http::StatusCode,
+    /// How replies are printed and enum names read: the output options resolved for this
+    /// route when the table was built (a request may add `$alt`'s enum numbers).
+    pub reply_form: ReplyForm,
+    /// How this route's errors are answered (`[errors] format` and its overrides).
+    pub error_format: crate::config::ErrorFormat,
     /// Where the route was declared, for errors and logs.
     pub origin: String,
 }

@@ -11,7 +11,8 @@ use prost_reflect::{DescriptorPool, DynamicMessage, Kind, Value};
 
 use super::field_path::FieldPath;
 use super::{BodyRule, Route, RouteTable, Template};
-use crate::config::RuleSpec;
+use crate::codec::{ReplyForm, enum_prefix};
+use crate::config::{OutputConfig, RuleSpec};
 use crate::method::MethodTable;
 
 /// Builds the route table from annotations in `pool`, `config_rules` and, when `unbound` is
@@ -21,6 +22,18 @@ pub fn build_table(
     methods: &MethodTable,
     config_rules: &[RuleSpec],
     unbound: bool,
+) -> Result<RouteTable, String> {
+    build_table_with(pool, methods, config_rules, unbound, &OutputConfig::default())
+}
+
+/// [`build_table`], each route printing its replies by the output options that `output`
+/// and its rule resolve to (once, here, so that a request pays nothing for them).
+pub fn build_table_with(
+    pool: &DescriptorPool,
+    methods: &MethodTable,
+    config_rules: &[RuleSpec],
+    unbound: bool,
+    output: &OutputConfig,
 ) -> Result<RouteTable, String> {
     let mut specs = annotation_rules(pool, methods)?;
     specs.extend_from_slice(config_rules);
@@ -39,7 +52,7 @@ pub fn build_table(
     let mut routes: Vec<Route> = Vec::with_capacity(specs.len());
     let mut seen: HashMap<(Method, String), String> = HashMap::new();
     for spec in &specs {
-        let route = build_route(pool, methods, spec).map_err(|why| {
+        let route = build_route(pool, methods, spec, output).map_err(|why| {
             format!(
                 "{} ({} {} {}): {why}",
                 spec.origin, spec.selector, spec.http_method, spec.template
@@ -61,14 +74,16 @@ pub fn build_table(
     Ok(RouteTable::new(routes))
 }
 
-fn build_route(pool: &DescriptorPool, methods: &MethodTable, spec: &RuleSpec) -> Result<Route, String> {
+fn build_route(
+    pool: &DescriptorPool,
+    methods: &MethodTable,
+    spec: &RuleSpec,
+    output: &OutputConfig,
+) -> Result<Route, String> {
     let Some(entry) = methods.find(&spec.selector) else {
-        let streaming = lookup_method(pool, &spec.selector).is_some();
-        return Err(if streaming {
-            format!(
-                "method {} streams its requests, which HTTP/JSON cannot carry",
-                spec.selector
-            )
+        let described = lookup_method(pool, &spec.selector).is_some();
+        return Err(if described {
+            format!("method {} has no codec in this build", spec.selector)
         } else {
             let known: Vec<&str> = methods.iter().map(|m| m.full_name.as_str()).collect();
             format!(
@@ -122,6 +137,7 @@ fn build_route(pool: &DescriptorPool, methods: &MethodTable, spec: &RuleSpec) ->
         query_aliases.insert(alias.clone(), path);
     }
 
+    let options = output.resolve(&spec.selector, &spec.output);
     let response_body = match spec.response_body.as_str() {
         "" => None,
         field => {
@@ -135,7 +151,13 @@ fn build_route(pool: &DescriptorPool, methods: &MethodTable, spec: &RuleSpec) ->
                     output.full_name()
                 )
             })?;
-            Some(field.json_name().to_string())
+            // The key the reply is printed with.
+            let key = if options.use_proto_names {
+                field.name()
+            } else {
+                field.json_name()
+            };
+            Some(key.to_string())
         }
     };
     let success_status = match spec.success_status {
@@ -152,7 +174,15 @@ fn build_route(pool: &DescriptorPool, methods: &MethodTable, spec: &RuleSpec) ->
         return Err("success_status 204 sends no body, so response_body cannot apply".to_string());
     }
 
+    if options.strip_enum_prefix
+        && let Some(clash) =
+            enum_prefix::collisions(&input).or_else(|| enum_prefix::collisions(&method.output()))
+    {
+        return Err(clash);
+    }
     Ok(Route {
+        reply_form: ReplyForm::of(options),
+        error_format: options.error_format,
         output: method.output(),
         response_body,
         success_status,
@@ -188,7 +218,7 @@ fn annotation_rules(pool: &DescriptorPool, methods: &MethodTable) -> Result<Vec<
             }
             let selector = method.full_name().to_string();
             if methods.find(&selector).is_none() {
-                tracing::warn!(method = %selector, "google.api.http on a client-streaming method is not served");
+                tracing::warn!(method = %selector, "google.api.http on a method without a codec is not served");
                 continue;
             }
             let origin = format!("annotation on {selector}");

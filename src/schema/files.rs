@@ -8,6 +8,8 @@ use std::time::SystemTime;
 use prost::Message as _;
 use prost_reflect::DescriptorPool;
 
+use super::file_set;
+
 /// The newest modification time and the number of files of a source, to notice a change.
 pub fn changed_at(path: &Path) -> (Option<SystemTime>, usize) {
     let mut newest = None;
@@ -34,13 +36,14 @@ fn visit(path: &Path, each: &mut dyn FnMut(&Path)) {
 /// A `FileDescriptorSet` file, every import included.
 pub fn descriptor_file(path: &Path) -> Result<DescriptorPool, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    DescriptorPool::decode(bytes.as_slice()).map_err(|e| {
+    let pool = DescriptorPool::decode(bytes.as_slice()).map_err(|e| {
         format!(
             "{} is not a FileDescriptorSet with its imports ({e}); write one with \
              `buf build -o FILE` or `protoc --include_imports --descriptor_set_out=FILE`",
             path.display()
         )
-    })
+    })?;
+    file_set::canonical(&pool).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Every `.proto` file under `dir`, compiled by protox. Imports resolve in `dir` first, then
@@ -63,7 +66,7 @@ pub fn proto_dir(dir: &Path) -> Result<DescriptorPool, String> {
         Some(file) if !e.to_string().contains(file) => format!("{file}: {e}"),
         _ => e.to_string(),
     })?;
-    Ok(compiler.descriptor_pool())
+    file_set::canonical(&compiler.descriptor_pool())
 }
 
 fn collect_protos(root: &Path, dir: &Path, names: &mut Vec<String>) -> Result<(), String> {

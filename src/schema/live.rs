@@ -6,6 +6,7 @@
 //! Until a first schema arrives (a reflection source whose upstream is still down), there is
 //! none, and the gateway answers 503.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -63,6 +64,14 @@ pub struct LiveSchema {
     files_seen: Mutex<Option<(Option<SystemTime>, usize)>>,
     nudge: Notify,
     last_nudge: Mutex<Option<Instant>>,
+    /// An upstream call answered UNIMPLEMENTED (any source), for `gateway/served.rs`.
+    unimplemented: Notify,
+    /// A new schema was swapped in.
+    changed: Notify,
+    /// Why the upstream does not serve this schema, when a check found that out.
+    mismatch: Mutex<Option<String>>,
+    /// The upstream answered that it serves no reflection, so `mismatch` cannot be known.
+    no_reflection: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -78,6 +87,10 @@ impl LiveSchema {
             files_seen: Mutex::new(None),
             nudge: Notify::new(),
             last_nudge: Mutex::new(None),
+            unimplemented: Notify::new(),
+            changed: Notify::new(),
+            mismatch: Mutex::new(None),
+            no_reflection: AtomicBool::new(false),
         }
     }
 
@@ -107,7 +120,7 @@ impl LiveSchema {
     pub async fn fetch(&self, config: &Config, upstream: &Upstream) -> Result<Option<Schema>, LoadError> {
         let reflected = match &self.source {
             SchemaSource::Compiled => return self.read_local(config).map(Some),
-            SchemaSource::Reflection => Some(self.reflect(upstream).await?),
+            SchemaSource::Reflection => Some(self.reflect(upstream, &config.upstream.url).await?),
             SchemaSource::Descriptors(_) | SchemaSource::Protos(_) => None,
         };
         let source = self.source.clone();
@@ -147,7 +160,7 @@ impl LiveSchema {
     }
 
     /// The upstream's descriptors, by server reflection.
-    async fn reflect(&self, upstream: &Upstream) -> Result<DescriptorPool, LoadError> {
+    async fn reflect(&self, upstream: &Upstream, url: &http::Uri) -> Result<DescriptorPool, LoadError> {
         reflection::fetch(upstream, REFLECTION_TIMEOUT)
             .await
             .map_err(|err| match err {
@@ -155,7 +168,7 @@ impl LiveSchema {
                     LoadError::NoReflection(format!("schema reflection: {}", ReflectionError::NotServed(why)))
                 }
                 ReflectionError::Unreachable(err) => LoadError::Unavailable(format!(
-                    "schema reflection: the upstream is not answering yet ({})",
+                    "schema reflection: the upstream at {url} is not answering yet ({})",
                     err.message()
                 )),
                 err @ ReflectionError::Bad(_) => LoadError::Refused(format!("schema {err}")),
@@ -169,6 +182,7 @@ impl LiveSchema {
             return Reloaded::Unchanged;
         }
         *current = Some(Arc::new(schema));
+        self.changed.notify_one();
         Reloaded::Changed
     }
 
@@ -190,21 +204,52 @@ impl LiveSchema {
 
     /// Asks for a reload soon (an upstream answered UNIMPLEMENTED: its schema may have
     /// moved on); at most once per `NUDGE_INTERVAL`.
+    /// Whatever the source, it also wakes the check of whether the upstream serves the
+    /// schema (`unimplemented`).
     pub fn nudge(&self) {
-        if self.source != SchemaSource::Reflection {
-            return;
-        }
         let mut last = lock(&self.last_nudge);
         if last.is_some_and(|at| at.elapsed() < NUDGE_INTERVAL) {
             return;
         }
         *last = Some(Instant::now());
-        self.nudge.notify_one();
+        if self.source == SchemaSource::Reflection {
+            self.nudge.notify_one();
+        }
+        self.unimplemented.notify_one();
     }
 
     /// Resolves when `nudge` asked for a reload.
     pub async fn nudged(&self) {
         self.nudge.notified().await;
+    }
+
+    /// Resolves after an upstream call answered UNIMPLEMENTED (at most once per
+    /// `NUDGE_INTERVAL`).
+    pub async fn unimplemented(&self) {
+        self.unimplemented.notified().await;
+    }
+
+    /// Resolves after a new schema was swapped in.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Why the upstream does not serve this schema (shown by `/readyz`), if it does not.
+    pub fn mismatch(&self) -> Option<String> {
+        lock(&self.mismatch).clone()
+    }
+
+    pub fn set_mismatch(&self, why: Option<String>) {
+        *lock(&self.mismatch) = why;
+    }
+
+    /// Whether the upstream said it serves no reflection, so a mismatch cannot be checked.
+    pub fn no_reflection_to_check(&self) -> bool {
+        self.no_reflection.load(Ordering::Relaxed)
+    }
+
+    pub fn set_no_reflection(&self, none: bool) {
+        self.no_reflection.store(none, Ordering::Relaxed);
     }
 }
 

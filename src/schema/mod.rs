@@ -3,9 +3,11 @@
 //! path and immutable afterwards. Where it comes from (`[schema] source`): the protos
 //! compiled into the binary (pbjson codecs), or, with the dynamic codec, a
 //! `FileDescriptorSet` file or a directory of `.proto` files (`files.rs`), or the upstream's
-//! server reflection (`reflection.rs`). `live.rs` holds the schema in use and swaps in a new
+//! server reflection (`reflection.rs`); the runtime sources' files become one pool in one
+//! canonical order, their options kept (`file_set.rs`). `live.rs` holds the schema in use and swaps in a new
 //! one on reload. Every rule is checked when a schema is built: a bad one refuses the schema.
 
+pub mod file_set;
 pub mod files;
 pub mod live;
 pub mod reflection;
@@ -46,8 +48,20 @@ impl Schema {
 
     /// Routes and documents `methods` of `pool` under `config`'s rules.
     fn build(pool: DescriptorPool, methods: MethodTable, config: &Config) -> Result<Schema, String> {
-        let routes =
-            routing::build_table(&pool, &methods, &config.rules, config.transcoding.unbound_methods)?;
+        let output = &config.transcoding.output;
+        if let Some(unknown) = output.unknown_selector(
+            |service| pool.get_service_by_name(service).is_some(),
+            |method| methods.find(method).is_some(),
+        ) {
+            return Err(unknown);
+        }
+        let routes = routing::build_table_with(
+            &pool,
+            &methods,
+            &config.rules,
+            config.transcoding.unbound_methods,
+            output,
+        )?;
         let openapi = openapi::render(&routes)?;
         let hash = hash_of(&pool);
         Ok(Schema {

@@ -2,7 +2,9 @@
 //! reflection, `grpc.reflection.v1.ServerReflection` first and `v1alpha` when the server
 //! serves only that one (grpcio-reflection before 1.62, grpc-go before 1.57). It lists the
 //! services, fetches the file that defines each one (servers send its dependencies along),
-//! then any dependency still missing by name, and builds a descriptor pool of them all.
+//! then any dependency still missing by name, and builds a descriptor pool of them all from
+//! the files' bytes as the server sent them (`file_set.rs`), so that every option and
+//! extension (`google.api.http` first of all) is kept.
 //!
 //! Each exchange is one call over the gateway's own protocol layer: every request message is
 //! framed into the one request body, the client half-closes, and the server answers each in
@@ -16,8 +18,8 @@ use bytes::BytesMut;
 use http::uri::PathAndQuery;
 use prost::Message as _;
 use prost_reflect::DescriptorPool;
-use prost_types::FileDescriptorProto;
 
+use super::file_set::{self, RawFile};
 use crate::error::GatewayError;
 use crate::grpc::{self, Outgoing};
 use crate::upstream::Upstream;
@@ -83,7 +85,7 @@ pub async fn fetch(upstream: &Upstream, timeout: Duration) -> Result<DescriptorP
     services.retain(|s| !NOT_FRONTED.iter().any(|prefix| s.starts_with(prefix)));
 
     // First the file of each service, then, round by round, any dependency still missing.
-    let mut files: BTreeMap<String, FileDescriptorProto> = BTreeMap::new();
+    let mut files: BTreeMap<String, RawFile> = BTreeMap::new();
     let mut requests: Vec<Request> = services.iter().map(|s| symbol(s)).collect();
     for _ in 0..MAX_DEPENDENCY_ROUNDS {
         let replies = exchange(upstream, path, &requests, timeout)
@@ -92,14 +94,11 @@ pub async fn fetch(upstream: &Upstream, timeout: Duration) -> Result<DescriptorP
         collect(&mut files, replies)?;
         let missing: BTreeSet<&String> = files
             .values()
-            .flat_map(|f| f.dependency.iter())
+            .flat_map(|f| f.dependencies().iter())
             .filter(|d| !files.contains_key(*d))
             .collect();
         if missing.is_empty() {
-            let mut pool = DescriptorPool::new();
-            pool.add_file_descriptor_protos(files.into_values())
-                .map_err(|e| ReflectionError::Bad(format!("the files do not form a schema: {e}")))?;
-            return Ok(pool);
+            return file_set::pool(files.into_values()).map_err(ReflectionError::Bad);
         }
         requests = missing.into_iter().map(|name| filename(name)).collect();
     }
@@ -122,18 +121,14 @@ fn unexpected(reply: Option<MessageResponse>) -> ReflectionError {
     }
 }
 
-/// Adds the files of file-descriptor answers; an error answer fails the fetch.
-fn collect(
-    files: &mut BTreeMap<String, FileDescriptorProto>,
-    replies: Vec<Response>,
-) -> Result<(), ReflectionError> {
+/// Adds the files of file-descriptor answers, their bytes untouched; an error answer fails
+/// the fetch.
+fn collect(files: &mut BTreeMap<String, RawFile>, replies: Vec<Response>) -> Result<(), ReflectionError> {
     for reply in replies {
         match reply.message_response {
             Some(MessageResponse::Files(found)) => {
                 for bytes in found.file_descriptor_proto {
-                    let file = FileDescriptorProto::decode(bytes.as_slice()).map_err(|e| {
-                        ReflectionError::Bad(format!("a file descriptor does not decode: {e}"))
-                    })?;
+                    let file = RawFile::decode(bytes).map_err(ReflectionError::Bad)?;
                     files.entry(file.name().to_string()).or_insert(file);
                 }
             }
@@ -175,6 +170,35 @@ async fn exchange(
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| GatewayError::deadline_exceeded(timeout))?
+}
+
+/// The services the upstream lists over reflection (v1, else v1alpha), its plumbing left
+/// out; used to tell whether it serves the schema's services (`gateway/served.rs`).
+pub async fn services(upstream: &Upstream, timeout: Duration) -> Result<Vec<String>, ReflectionError> {
+    let mut listed = Err(ReflectionError::NotServed(String::new()));
+    for path in [V1, V1ALPHA] {
+        listed = match exchange(upstream, path, &[list_services()], timeout).await {
+            Ok(replies) => Ok(replies),
+            Err(err) if err.code() == tonic::Code::Unimplemented => {
+                Err(ReflectionError::NotServed(err.message().to_string()))
+            }
+            Err(err) => return Err(classify(err)),
+        };
+        if listed.is_ok() {
+            break;
+        }
+    }
+    let mut services = Vec::new();
+    for reply in listed? {
+        match reply.message_response {
+            Some(MessageResponse::Services(list)) => {
+                services.extend(list.service.into_iter().map(|s| s.name));
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+    services.retain(|s| !NOT_FRONTED.iter().any(|prefix| s.starts_with(prefix)));
+    Ok(services)
 }
 
 fn list_services() -> Request {

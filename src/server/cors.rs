@@ -118,6 +118,7 @@ where
                     status: response.status().as_u16(),
                     error: None,
                     elapsed: started.elapsed(),
+                    protocol: "rest",
                     preflight: Some(access::Preflight {
                         origin: &origin,
                         requested_method: &requested_method,
@@ -139,6 +140,9 @@ fn expose_headers(credentials: bool) -> ExposeHeaders {
             HeaderName::from_static("x-request-id"),
             header::RETRY_AFTER,
             header::ALLOW,
+            // A gRPC-Web answer's status when it is in the head (trailers-only).
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
         ])
     } else {
         ExposeHeaders::any()

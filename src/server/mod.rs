@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use axum::BoxError;
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{FutureExt as _, TryFutureExt as _};
 use hyper::body::Incoming;
@@ -103,11 +103,13 @@ fn app(
             // handler's future is large (the whole upstream call): boxed once here, it is
             // not copied again at each layer's state change (about 1.3k instructions less
             // per request than the allocation costs).
+            let id = request.headers().get("x-request-id").cloned();
+            let format = gateway.config().transcoding.output.global.error_format;
             let answer = AssertUnwindSafe(Box::pin(handle(gateway.clone(), request.map(Body::new))));
             async move {
                 match answer.catch_unwind().await {
                     Ok(response) => Ok::<_, Infallible>(response),
-                    Err(_panic) => Ok(panic_answer()),
+                    Err(_panic) => Ok(panic_answer(format, id)),
                 }
             }
         });
@@ -121,13 +123,18 @@ fn app(
     })
 }
 
-/// The answer to a handler panic: 500 as `google.rpc.Status` JSON.
-fn panic_answer() -> Response {
-    GatewayError::internal("request handler panicked").into_response()
+/// The answer to a handler panic: 500 in the gateway's error format (`[errors] format`).
+#[cold]
+fn panic_answer(format: crate::config::ErrorFormat, id: Option<http::HeaderValue>) -> Response {
+    let id = id.as_ref().and_then(|v| v.to_str().ok());
+    GatewayError::internal("request handler panicked")
+        .in_format(format)
+        .into_response_for(id)
 }
 
 async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()> + Send) {
     let app = app(gateway.clone());
+    let floor = tokio::spawn(timer_floor());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let limits = &gateway.config().server;
     // hyper's own limits sit above ours, so a client over ours gets admission.rs's JSON
@@ -154,7 +161,9 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
         .max_header_list_size(u32::try_from(head_buffer).unwrap_or(u32::MAX))
         .keep_alive_interval(limits.http2_keepalive_interval)
-        .keep_alive_timeout(limits.http2_keepalive_timeout);
+        .keep_alive_timeout(limits.http2_keepalive_timeout)
+        // RFC 8441: WebSockets over HTTP/2 streams (gateway/websocket.rs).
+        .enable_connect_protocol();
     let timeouts = connection::Timeouts {
         head: limits.header_read_timeout,
         idle: limits.idle_timeout,
@@ -195,9 +204,11 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
         let _ = stream.set_nodelay(true);
         let watch = connection::Watch::new();
         let service = watched(app.clone(), watch.clone());
-        let socket = linger::ClientSocket::new(stream);
+        let (socket, linger) = linger::split(stream);
+        // With upgrades: a WebSocket handshake hands the connection to its session
+        // (gateway/websocket.rs).
         let served = builder
-            .serve_connection(TokioIo::new(socket.clone()), service)
+            .serve_connection_with_upgrades(TokioIo::new(socket), service)
             .into_owned();
         let draining = draining.clone();
         tokio::spawn(async move {
@@ -205,11 +216,12 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
             if let Err(err) = ended.await {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");
             }
-            socket.linger().await;
+            linger.run().await;
             drop(slot);
         });
     }
     drop(listener);
+    floor.abort();
     gateway.start_draining();
     let _ = start_drain.send(true);
     let open = limits.max_connections - slots.available_permits();
@@ -219,12 +231,40 @@ async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future
         drain_ms = drain.as_millis() as u64,
         "shutting down: draining"
     );
-    // Every slot back means every connection has ended.
-    let all_closed = slots.acquire_many(u32::try_from(limits.max_connections).unwrap_or(u32::MAX));
+    // Every slot back means every connection has ended; an upgraded connection (a
+    // WebSocket) gave its slot back and is counted by its session.
+    let all_closed = async {
+        let _slots = slots
+            .acquire_many(u32::try_from(limits.max_connections).unwrap_or(u32::MAX))
+            .await;
+        gateway.sockets().all_closed().await;
+    };
     if tokio::time::timeout(drain, all_closed).await.is_err() {
-        tracing::warn!("drain timeout passed with requests still in flight; closing them");
+        tracing::warn!(
+            open_websockets = gateway.sockets().open(),
+            "drain timeout passed with requests still in flight; closing them"
+        );
     } else {
         tracing::info!("drained");
+    }
+    // Sockets still open get their close frame (1001) rather than a cut connection.
+    gateway.sockets().close_all();
+    let _ = tokio::time::timeout(Duration::from_secs(1), gateway.sockets().all_closed()).await;
+}
+
+/// How often the timer floor ticks.
+const TIMER_FLOOR: Duration = Duration::from_secs(1);
+
+/// A timer that always fires within [`TIMER_FLOOR`]. tokio's timer wheel wakes its driver
+/// (a write to the runtime's eventfd, and one more turn of the event loop) whenever a timer
+/// is set to fire before every timer that was pending when the runtime last parked. Each
+/// call's deadline (5 s by default) is such a timer whenever no other call is in flight, so
+/// a client that sends one request at a time paid that syscall and that turn on every
+/// request (issue 20, `tests/counts.rs` with one connection). With a timer pending within a
+/// second, only deadlines shorter than a second do. The cost: one wake-up a second.
+async fn timer_floor() {
+    loop {
+        tokio::time::sleep(TIMER_FLOOR).await;
     }
 }
 

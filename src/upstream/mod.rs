@@ -151,21 +151,37 @@ impl Upstream {
     /// The next connection, round-robin, skipping addresses whose last dial failed recently
     /// while another is usable; `None` while no address is known.
     pub fn pick(&self) -> Option<Arc<Connection>> {
+        self.pick_avoiding(None)
+    }
+
+    /// Like `pick`, but never `avoid` while another address is known: a retry after a
+    /// refused connection goes to another replica, whatever other calls took from the
+    /// rotation meanwhile.
+    pub fn pick_avoiding(&self, avoid: Option<SocketAddr>) -> Option<Arc<Connection>> {
         let backends = self.snapshot();
         if backends.is_empty() {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % backends.len();
-        let healthy = (0..backends.len())
-            .map(|k| &backends[(start + k) % backends.len()])
-            .find(|c| !c.backing_off());
-        Some(healthy.unwrap_or(&backends[start]).clone())
+        let mut rotation = (0..backends.len()).map(|k| &backends[(start + k) % backends.len()]);
+        let other = |c: &&Arc<Connection>| Some(c.addr()) != avoid;
+        let chosen = rotation
+            .clone()
+            .find(|c| other(c) && !c.backing_off())
+            .or_else(|| rotation.find(other))
+            .unwrap_or(&backends[start]);
+        Some(chosen.clone())
     }
 
     /// The next connection, or 503 while no upstream address is known (nothing was sent: a
     /// retry may find an address by then).
     pub fn connection(&self) -> Result<Arc<Connection>, GatewayError> {
-        self.pick().ok_or_else(|| {
+        self.connection_avoiding(None)
+    }
+
+    /// `connection`, avoiding `avoid` while another address is known (see `pick_avoiding`).
+    pub fn connection_avoiding(&self, avoid: Option<SocketAddr>) -> Result<Arc<Connection>, GatewayError> {
+        self.pick_avoiding(avoid).ok_or_else(|| {
             GatewayError::connect_failed(format!("{} resolves to no address yet", self.config.url))
         })
     }

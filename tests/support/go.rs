@@ -1,5 +1,6 @@
 //! The Go programs of `clients/go/`, built from Debian's Go packages by `clients/go/build`
-//! (which `scripts/setup` runs too): the seed's client and the grpc-go `MyService` server.
+//! (which `scripts/setup` runs too): the seed's client, the grpc-go `MyService` server, and a
+//! grpc-go server of reflection alone for any descriptor set.
 //! It owns building them once per test binary, starting the server on `127.0.0.1:0` and
 //! waiting for its readiness line, and running the client to completion. A missing Go
 //! toolchain is a test failure, never a skip.
@@ -10,7 +11,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::process::{ChildGuard, Finished, READY_TIMEOUT, manifest_dir, run_to_exit};
+use super::process::{ChildGuard, Finished, READY_TIMEOUT, manifest_dir, run_to_exit, spawn_listening};
 
 /// Where `clients/go/build` puts its binaries (`target/go/bin`).
 fn bin_dir() -> PathBuf {
@@ -68,4 +69,26 @@ pub fn run_seed_client(addr: SocketAddr) -> Finished {
     let mut command = Command::new(build().join("seed-client"));
     command.args(["-addr", &addr.to_string()]);
     run_to_exit(command, Duration::from_secs(30))
+}
+
+/// Starts the grpc-go reflection server (`clients/go/reflection`) serving the descriptor set
+/// at `descriptors` (every method UNIMPLEMENTED) on a free port: grpc.reflection.v1alpha, or
+/// with `v1_only` grpc.reflection.v1 alone.
+pub fn spawn_go_reflection(descriptors: &std::path::Path, v1_only: bool) -> (ChildGuard, SocketAddr) {
+    let mut command = Command::new(build().join("reflection-server"));
+    command
+        .args(["-addr", "127.0.0.1:0", "-descriptors"])
+        .arg(descriptors);
+    if v1_only {
+        command.arg("-v1-only");
+    }
+    spawn_listening("go reflection-server", command, "reflection_server listening on ")
+}
+
+/// Starts the grpc-go RouteGuide server (`clients/go/routeguide`: all four method shapes,
+/// reflection) on a free port; returns it once it says where it listens.
+pub fn spawn_go_routeguide() -> (ChildGuard, SocketAddr) {
+    let mut command = Command::new(build().join("routeguide-server"));
+    command.args(["-addr", "127.0.0.1:0"]);
+    spawn_listening("go routeguide-server", command, "routeguide listening on ")
 }

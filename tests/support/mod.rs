@@ -2,7 +2,8 @@
 //! (`seed_service.rs`, with the test protos), a scripted raw HTTP/2 upstream
 //! (`raw_upstream.rs`), the gateway served in-process on `127.0.0.1:0` (`gateway.rs`), a
 //! small HTTP client (`http.rs`), helpers for real child processes (`process.rs`), the Go
-//! client and server of `clients/go` (`go.rs`), per-run certificates (`tls.rs`) and headless
+//! client and server of `clients/go` (`go.rs`), the Library test service behind both codecs
+//! (`library.rs`), per-run certificates (`tls.rs`) and headless
 //! Chromium with a page server and a wire tap (`browser.rs`). Not every test file uses every
 //! piece.
 #![allow(dead_code, clippy::unwrap_used)]
@@ -11,6 +12,7 @@ pub mod browser;
 pub mod gateway;
 pub mod go;
 pub mod http;
+pub mod library;
 pub mod process;
 pub mod raw_upstream;
 #[cfg(feature = "test-protos")]

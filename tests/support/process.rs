@@ -50,10 +50,16 @@ pub fn shipped_config() -> PathBuf {
 pub fn gateway_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_protogate"));
     command.current_dir(manifest_dir());
+    clear_gateway_env(&mut command);
+    command
+}
+
+/// Removes the gateway's env vars from `command`, so that the developer's shell cannot
+/// change what a test sees.
+pub fn clear_gateway_env(command: &mut Command) {
     for name in GATEWAY_ENV {
         command.env_remove(name);
     }
-    command
 }
 
 /// A port that was free a moment ago: bind `127.0.0.1:0`, read the port, close. Only for
@@ -282,16 +288,38 @@ pub fn spawn_python_users_with(
     for (name, value) in extra_env {
         command.env(name, value);
     }
-    let child = ChildGuard::spawn("users_service", command);
-    const PREFIX: &str = "users_service listening on ";
-    let Some(line) = child.stdout().wait_for(READY_TIMEOUT, |l| l.starts_with(PREFIX)) else {
+    spawn_listening("users_service", command, "users_service listening on ")
+}
+
+/// Spawns `command` and returns it with the address of its readiness line, `PREFIX ADDR`,
+/// once it printed one.
+pub fn spawn_listening(name: &str, command: Command, prefix: &str) -> (ChildGuard, SocketAddr) {
+    let child = ChildGuard::spawn(name, command);
+    let Some(line) = child.stdout().wait_for(READY_TIMEOUT, |l| l.starts_with(prefix)) else {
         child.fail(&format!("printed no readiness line within {READY_TIMEOUT:?}"));
     };
-    let addr = line[PREFIX.len()..]
+    let addr = line[prefix.len()..]
         .trim()
         .parse()
         .unwrap_or_else(|e| panic!("bad readiness line {line:?}: {e}"));
     (child, addr)
+}
+
+/// Runs a script of `tests/python/` with the venv's interpreter and `args`, and returns it
+/// once it printed `PREFIX ADDR` (the scripts there bind `127.0.0.1:0`).
+pub fn spawn_python_script(script: &str, args: &[&str], prefix: &str) -> (ChildGuard, SocketAddr) {
+    let python = python_venv();
+    assert!(
+        python.exists(),
+        "{} does not exist: run scripts/setup-python first",
+        python.display()
+    );
+    let mut command = Command::new(&python);
+    command
+        .arg(manifest_dir().join("tests/python").join(script))
+        .args(args)
+        .env("PYTHONUNBUFFERED", "1");
+    spawn_listening(script, command, prefix)
 }
 
 /// Starts the Python users service on a free port; see [`spawn_python_users_on`].
@@ -348,13 +376,19 @@ pub fn spawn_gateway(args: &[&str], env: &[(&str, &str)]) -> (ChildGuard, Socket
     for (name, value) in env {
         command.env(name, value);
     }
+    spawn_gateway_command(command, READY_TIMEOUT)
+}
+
+/// Starts a gateway `command` (another build of the binary, or the binary under a tool such
+/// as valgrind) and returns it once it logs `listening`, like [`spawn_gateway`].
+pub fn spawn_gateway_command(command: Command, within: Duration) -> (ChildGuard, SocketAddr, GatewayLog) {
     let child = ChildGuard::spawn("protogate", command);
     let log = GatewayLog(child.stdout().clone());
-    let listening = child.stdout().wait_for(READY_TIMEOUT, |line| {
+    let listening = child.stdout().wait_for(within, |line| {
         serde_json::from_str::<Value>(line).is_ok_and(|v| v["message"] == "listening")
     });
     let Some(line) = listening else {
-        child.fail(&format!("logged no \"listening\" line within {READY_TIMEOUT:?}"));
+        child.fail(&format!("logged no \"listening\" line within {within:?}"));
     };
     let record: Value = serde_json::from_str(&line).expect("JSON");
     let addr = record["addr"]
@@ -432,4 +466,16 @@ pub fn run_to_exit(command: Command, timeout: Duration) -> Finished {
         stdout: child.stdout().snapshot(),
         stderr: child.stderr().snapshot(),
     }
+}
+
+/// Starts grpc's RouteGuide (`tests/python/routeguide_server.py`: grpcio, all four methods,
+/// reflection and grpc.health.v1) on a free port; returns it once it says where it listens.
+/// The service that is not the demo: `readme.rs` fronts it as a newcomer would.
+pub fn spawn_routeguide() -> (ChildGuard, SocketAddr) {
+    let mut command = Command::new(python_venv());
+    command
+        .arg(manifest_dir().join("tests/python/routeguide_server.py"))
+        .arg("0")
+        .env("PYTHONUNBUFFERED", "1");
+    spawn_listening("routeguide_server", command, "routeguide listening on ")
 }

@@ -193,6 +193,11 @@ impl RecordingUpstream {
         self.calls.lock().expect("lock").clone()
     }
 
+    /// Forgets the calls received so far.
+    pub fn clear(&self) {
+        self.calls.lock().expect("lock").clear();
+    }
+
     /// How many server streams the client abandoned before they ended.
     pub fn cancelled_streams(&self) -> usize {
         self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
@@ -251,6 +256,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // It serves no reflection, and says so as a gRPC server does: the gateway's check of
+        // the upstream's services (gateway/served.rs) is neither recorded nor scripted.
+        if request.uri().path().starts_with("/grpc.reflection.") {
+            let answer = Status::unimplemented("unknown service").into_http();
+            return Box::pin(async move { Ok(answer) });
+        }
         let handler = Handler {
             path: request.uri().path().to_string(),
             recorder: self.clone(),

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::loads::{HttpLoad, Sample};
 use crate::report::{FIXED_RATE_HEAD, Row, errors, fixed_rate_row, interleaved, mib, ms, opt};
-use crate::rig::{Logging, Rig, USERS_PATH, Upstream};
+use crate::rig::{Logging, Rig, Upstream};
 
 #[derive(Clone, Copy, Debug)]
 enum Build {
@@ -59,35 +59,48 @@ const SCENARIOS: [(&str, Scenario); 9] = [
     ),
 ];
 
+/// The request of the closed-loop gateway rows, per build (`--path`, `--current-path`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Paths {
+    pub baseline: String,
+    pub current: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct CompareReport {
     pub baseline: PathBuf,
     pub current: PathBuf,
+    pub paths: Paths,
     pub rows: Vec<Row>,
 }
 
 /// Runs every scenario `repeats` times, interleaved.
-pub fn run(rig: &Rig, baseline: &Path) -> anyhow::Result<CompareReport> {
+pub fn run(rig: &Rig, baseline: &Path, paths: &Paths) -> anyhow::Result<CompareReport> {
     anyhow::ensure!(
         baseline.is_file(),
         "--baseline {} is not a file",
         baseline.display()
     );
     let rows = interleaved(rig.opts.repeats, &SCENARIOS, |scenario| {
-        one(rig, baseline, scenario)
+        one(rig, baseline, paths, scenario)
     })?;
     Ok(CompareReport {
         baseline: baseline.to_path_buf(),
         current: rig.bins.gateway.clone(),
+        paths: paths.clone(),
         rows,
     })
 }
 
-fn one(rig: &Rig, baseline: &Path, scenario: Scenario) -> anyhow::Result<Sample> {
+fn one(rig: &Rig, baseline: &Path, paths: &Paths, scenario: Scenario) -> anyhow::Result<Sample> {
     let c = rig.opts.connections;
     let bin = |build| match build {
         Build::Baseline => baseline,
         Build::Current => rig.bins.gateway.as_path(),
+    };
+    let path = |build| match build {
+        Build::Baseline => paths.baseline.as_str(),
+        Build::Current => paths.current.as_str(),
     };
     match scenario {
         Scenario::Direct(u) => rig.direct(rig.upstream(u)?, c, "1,2"),
@@ -95,7 +108,7 @@ fn one(rig: &Rig, baseline: &Path, scenario: Scenario) -> anyhow::Result<Sample>
             bin(build),
             rig.upstream(u)?,
             Logging::Quiet,
-            USERS_PATH,
+            path(build),
             c,
             HttpLoad::Closed,
         ),
@@ -109,12 +122,14 @@ pub fn markdown(report: &CompareReport, rig: &Rig) -> String {
     let rows = &report.rows;
     let mut md = format!(
         "\nbaseline: `{}`  \ncurrent: `{}`\n\n\
-         ## Closed loop, {} connections (`GET {USERS_PATH}`, quiet log)\n\n\
+         ## Closed loop, {} connections (baseline `GET {}`, current `GET {}`, quiet log)\n\n\
          | scenario | ok req/s | ok req/s range | p50 ms | p99 ms | errors | gateway CPU µs/req | CPU µs/req range | idle RSS MiB | peak RSS MiB | first 200 ms |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         report.baseline.display(),
         report.current.display(),
-        rig.opts.connections
+        rig.opts.connections,
+        report.paths.baseline,
+        report.paths.current
     );
     for row in &rows[..6] {
         let m = &row.median;

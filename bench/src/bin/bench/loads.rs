@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::measure;
 use crate::procs::{self, Running, Server, Spec};
-use crate::rig::{Logging, Rig, USERS_PATH};
+use crate::rig::{Gateway, Logging, Rig, USERS_PATH};
 
 /// wrk's `done` hook: the summary as one JSON line (latencies in µs, duration in µs).
 pub const WRK_LUA: &str = r#"-- written by bench/src/bin/bench/loads.rs; prints wrk's summary as JSON
@@ -85,11 +85,23 @@ fn bound(seconds: u64) -> Duration {
 impl Rig {
     /// `wrk -t1 -cN -dSs` on `url`, started (the soak samples memory while it runs).
     pub fn start_wrk(&self, url: &str, connections: usize, seconds: u64) -> anyhow::Result<Running> {
+        self.start_wrk_with(&self.lua, url, connections, seconds)
+    }
+
+    /// `start_wrk` with the wrk script `lua` (one that also shapes the request, such as
+    /// `protocols.rs`'s Connect POST; it must print the summary as `WRK_LUA` does).
+    pub fn start_wrk_with(
+        &self,
+        lua: &std::path::Path,
+        url: &str,
+        connections: usize,
+        seconds: u64,
+    ) -> anyhow::Result<Running> {
         let c = format!("-c{connections}");
         let d = format!("-d{seconds}s");
-        let lua = self.lua.to_string_lossy();
+        let lua = lua.to_string_lossy();
         let args = ["-t1", &c, &d, "--latency", "--timeout", "10s", "-s", &lua, url];
-        let spec = Spec::new("wrk", "wrk", &args).pinned(self.opts.load_cpu);
+        let spec = Spec::new("wrk", "wrk", &args).pinned(self.client_cpu());
         Running::start(&spec, &self.logs)
     }
 
@@ -112,19 +124,30 @@ impl Rig {
         ids: &str,
         rate: Option<f64>,
     ) -> anyhow::Result<Summary> {
+        let (seconds, warmup) = (self.opts.duration, self.opts.warmup);
+        self.grpc_for(upstream, callers, ids, rate, seconds, warmup)
+    }
+
+    /// `grpc` for `seconds` after `warmup` seconds of its own (the gRPC pass-through rows
+    /// run the warmup as a run of its own, outside the CPU readings).
+    pub fn grpc_for(
+        &self,
+        upstream: &Server,
+        callers: usize,
+        ids: &str,
+        rate: Option<f64>,
+        seconds: u64,
+        warmup: u64,
+    ) -> anyhow::Result<Summary> {
         let addr = format!("http://{}", upstream.addr);
-        let (c, d, w) = (
-            callers.to_string(),
-            self.opts.duration.to_string(),
-            self.opts.warmup.to_string(),
-        );
+        let (c, d, w) = (callers.to_string(), seconds.to_string(), warmup.to_string());
         let mut args = vec!["--addr", &addr, "-c", &c, "-d", &d, "-w", &w, "--ids", ids];
         let rate_text = rate.map(|r| r.to_string());
         if let Some(rate) = &rate_text {
             args.extend(["--rate", rate]);
         }
-        let spec = Spec::new("grpc_load", &self.bins.grpc_load, &args).pinned(self.opts.load_cpu);
-        let out = procs::run(&spec, &self.logs, bound(self.opts.duration + self.opts.warmup))?;
+        let spec = Spec::new("grpc_load", &self.bins.grpc_load, &args).pinned(self.client_cpu());
+        let out = procs::run(&spec, &self.logs, bound(seconds + warmup))?;
         summary_line(&out)
     }
 
@@ -132,7 +155,7 @@ impl Rig {
     fn http_rate(&self, url: &str, connections: usize, rate: f64, seconds: u64) -> anyhow::Result<Summary> {
         let (c, d, r) = (connections.to_string(), seconds.to_string(), rate.to_string());
         let args = [url, "-c", &c, "-d", &d, "-w", "0", "--rate", &r];
-        let spec = Spec::new("http_load", &self.bins.http_load, &args).pinned(self.opts.load_cpu);
+        let spec = Spec::new("http_load", &self.bins.http_load, &args).pinned(self.client_cpu());
         summary_line(&procs::run(&spec, &self.logs, bound(seconds))?)
     }
 
@@ -193,6 +216,18 @@ impl Rig {
         load: HttpLoad,
     ) -> anyhow::Result<Sample> {
         let gateway = self.gateway_from(bin, upstream, logging)?;
+        self.through_gateway(&gateway, path, connections, load)
+    }
+
+    /// The measured part of a gateway sample, on a gateway that has just started (its
+    /// first 200 and idle RSS are already taken): probe, warmup, the measured load.
+    pub fn through_gateway(
+        &self,
+        gateway: &Gateway,
+        path: &str,
+        connections: usize,
+        load: HttpLoad,
+    ) -> anyhow::Result<Sample> {
         let probe = measure::http_get(&gateway.server.addr, path, Duration::from_secs(5))?;
         anyhow::ensure!(
             probe.status == 200,
@@ -200,11 +235,25 @@ impl Rig {
             probe.status
         );
         let url = gateway.url(path);
+        self.measured(gateway, probe.body_bytes, |seconds| {
+            self.http(&url, connections, load, seconds)
+        })
+    }
+
+    /// A load `run` for `--warmup` seconds (unmeasured, when not 0), then for `--duration`
+    /// seconds between two readings of the gateway's CPU; `reply_bytes` is what one answer
+    /// of the load measured.
+    pub fn measured(
+        &self,
+        gateway: &Gateway,
+        reply_bytes: usize,
+        run: impl Fn(u64) -> anyhow::Result<Summary>,
+    ) -> anyhow::Result<Sample> {
         if self.opts.warmup > 0 {
-            self.http(&url, connections, load, self.opts.warmup)?;
+            run(self.opts.warmup)?;
         }
         let before = measure::cpu_ticks(gateway.pid())?;
-        let summary = self.http(&url, connections, load, self.opts.duration)?;
+        let summary = run(self.opts.duration)?;
         let after = measure::cpu_ticks(gateway.pid())?;
         let peak_rss_kib = measure::status_kib(gateway.pid(), "VmHWM")?;
         let cpu_seconds = self.cpu_seconds(before, after);
@@ -214,7 +263,7 @@ impl Rig {
             idle_rss_kib: gateway.idle_rss_kib,
             peak_rss_kib,
             first_ok_ms: gateway.first_ok.as_secs_f64() * 1e3,
-            reply_bytes: probe.body_bytes,
+            reply_bytes,
         };
         Ok(Sample {
             load: summary,

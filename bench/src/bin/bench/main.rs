@@ -4,7 +4,10 @@
 //!
 //! Subcommands: `run` (the default: the main table, the fixed-rate check and the targets),
 //! `sizes`, `connections` and `soak` (the scaling checks), `compare` (two builds side by
-//! side) and `hostile` (memory under the worst inputs, `hostile.rs`). It owns the command line, its own
+//! side), `hostile` (memory under the worst inputs, `hostile.rs`), `streams` (CPU per
+//! message of server and bidirectional streams, `streams.rs`) and `protocols` (the seed
+//! call's gateway CPU per protocol: REST, gRPC pass-through, Connect, `protocols.rs`). It
+//! owns the command line, its own
 //! CPU pinning and the signal handler; the modules own the rest:
 //! `rig` (options, upstreams, gateways), `loads` (load generators, one sample),
 //! `measure` (/proc, HTTP probes), `procs` (children), `table` (the main table),
@@ -15,10 +18,13 @@ mod compare;
 mod hostile;
 mod loads;
 mod measure;
+mod peers;
 mod procs;
+mod protocols;
 mod report;
 mod rig;
 mod scaling;
+mod streams;
 mod table;
 
 use std::process::ExitCode;
@@ -63,6 +69,35 @@ enum Command {
         /// before the change.
         #[arg(long, env = "BENCH_BASELINE")]
         baseline: std::path::PathBuf,
+        /// The request of the closed-loop gateway rows (default `/users?ids=1,2`).
+        #[arg(long)]
+        path: Option<String>,
+        /// The current build's request, when it differs from the baseline's (the same
+        /// build with and without `?fields=`, for instance).
+        #[arg(long)]
+        current_path: Option<String>,
+    },
+    /// protogate against grpc-gateway v1.6.4 in one run: the seed call and large replies in
+    /// front of the grpc-go (or fast) upstream, and the seed call in front of Python.
+    Peers {
+        /// A second protogate build to measure beside the current one.
+        #[arg(long, env = "BENCH_BASELINE")]
+        baseline: Option<std::path::PathBuf>,
+        /// The upstream of the seed call and the large replies.
+        #[arg(long, value_enum, default_value = "go")]
+        upstream: peers::PeerUpstream,
+        /// Users per reply of the large-reply call.
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        /// The Python rows: the service alone on the load CPU (own) or beside its client.
+        #[arg(long, value_enum, default_value = "own")]
+        python_placement: peers::PythonPlacement,
+        /// The grpc-gateway binary; default ROOT/bench/target/peers/bin/grpc-gateway.
+        #[arg(long)]
+        grpc_gateway: Option<std::path::PathBuf>,
+        /// The grpc-go MyService server; default ROOT/bench/target/go/bin/users-server.
+        #[arg(long)]
+        go_server: Option<std::path::PathBuf>,
     },
     /// Peak RSS under the worst inputs: max-size bodies of small integers, deep nesting and
     /// long strings, and 8 KiB GETs that make large replies.
@@ -74,6 +109,18 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "ints,nested,string,big-reply")]
         kinds: Vec<String>,
     },
+    /// Gateway CPU per message of a server stream and of a bidirectional stream.
+    Streams {
+        /// Keep-alive connections calling at once.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Messages per call (reply messages; the bidirectional call sends as many).
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+    },
+    /// The seed call's gateway CPU per protocol in one run: REST, gRPC pass-through and
+    /// Connect unary JSON, beside direct gRPC, in front of the fast upstream.
+    Protocols,
     /// One long run at many connections: errors and RSS over time.
     Soak {
         #[arg(long, env = "BENCH_SOAK_SECONDS", default_value_t = 300)]
@@ -95,6 +142,9 @@ impl Command {
             Command::Soak { .. } => "soak",
             Command::Compare { .. } => "compare",
             Command::Hostile { .. } => "hostile",
+            Command::Peers { .. } => "peers",
+            Command::Streams { .. } => "streams",
+            Command::Protocols => "protocols",
         }
     }
 }
@@ -132,7 +182,10 @@ fn bench(cli: Cli) -> anyhow::Result<()> {
     anyhow::ensure!(cli.opts.repeats > 0, "--repeats must be at least 1");
     let started = report::utc_now();
     let machine = report::machine();
-    let with_python = matches!(command, Command::Run | Command::Compare { .. });
+    let with_python = matches!(
+        command,
+        Command::Run | Command::Compare { .. } | Command::Peers { .. }
+    );
     let rig = Rig::start(cli.opts, with_python)?;
     let versions = report::versions(&rig);
     let (title, body, json) = match &command {
@@ -154,11 +207,49 @@ fn bench(cli: Cli) -> anyhow::Result<()> {
             let md = scaling::markdown("Connections", "connections", &p);
             ("protogate bench: connections", md, serde_json::to_value(&p)?)
         }
-        Command::Compare { baseline } => {
-            let r = compare::run(&rig, baseline)?;
+        Command::Compare {
+            baseline,
+            path,
+            current_path,
+        } => {
+            let baseline_path = path.clone().unwrap_or_else(|| rig::USERS_PATH.to_string());
+            let paths = compare::Paths {
+                current: current_path.clone().unwrap_or_else(|| baseline_path.clone()),
+                baseline: baseline_path,
+            };
+            let r = compare::run(&rig, baseline, &paths)?;
             (
                 "protogate bench: two builds",
                 compare::markdown(&r, &rig),
+                serde_json::to_value(&r)?,
+            )
+        }
+        Command::Peers {
+            baseline,
+            upstream,
+            users,
+            grpc_gateway,
+            go_server,
+            python_placement,
+        } => {
+            let bins = peers::PeerBins::new(
+                &rig.opts.root,
+                grpc_gateway.clone(),
+                go_server.clone(),
+                baseline.clone(),
+            );
+            let r = peers::run(&rig, bins, *upstream, *users, *python_placement)?;
+            (
+                "protogate bench: against grpc-gateway",
+                peers::markdown(&r, &rig),
+                serde_json::to_value(&r)?,
+            )
+        }
+        Command::Protocols => {
+            let r = protocols::run(&rig)?;
+            (
+                "protogate bench: protocols",
+                protocols::markdown(&r, &rig),
                 serde_json::to_value(&r)?,
             )
         }
@@ -168,6 +259,14 @@ fn bench(cli: Cli) -> anyhow::Result<()> {
                 "protogate bench: hostile inputs",
                 hostile::markdown(&h),
                 serde_json::to_value(&h)?,
+            )
+        }
+        Command::Streams { clients, messages } => {
+            let r = streams::run(&rig, *clients, *messages)?;
+            (
+                "protogate bench: streams",
+                streams::markdown(&r),
+                serde_json::to_value(&r)?,
             )
         }
         Command::Soak {

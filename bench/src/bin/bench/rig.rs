@@ -99,6 +99,11 @@ pub struct Rig {
     pub clock_ticks: u64,
     pub fast: Server,
     pub python: Option<Server>,
+    /// Where the load generators go when not on `--load-cpu`: `peers` puts them on the
+    /// gateway CPU for its Python rows, so the Python service has a CPU of its own whether
+    /// the client is grpc_load or wrk + a gateway. The runner is single-threaded, hence a
+    /// `Cell`.
+    pub client_cpu_override: std::cell::Cell<Option<usize>>,
 }
 
 /// The request of the main table.
@@ -187,7 +192,13 @@ impl Rig {
             clock_ticks,
             fast,
             python,
+            client_cpu_override: std::cell::Cell::new(None),
         })
+    }
+
+    /// The CPU the load generators are pinned to: `--load-cpu` unless overridden.
+    pub fn client_cpu(&self) -> usize {
+        self.client_cpu_override.get().unwrap_or(self.opts.load_cpu)
     }
 
     pub fn python(&self) -> anyhow::Result<&Server> {
@@ -227,8 +238,20 @@ impl Rig {
             .pinned(self.opts.gateway_cpu)
             .env("PROTOGATE_LOG_FORMAT", Some("json"))
             .env("RUST_LOG", rust_log);
-        let server = procs::start_server(&spec, &self.logs, START_TIMEOUT, listening_addr)?;
-        let first_ok = measure::first_ok(&server.addr, USERS_PATH, server.spawned, FIRST_OK_TIMEOUT)?;
+        self.launch(&spec, listening_addr, USERS_PATH)
+    }
+
+    /// Starts any gateway (protogate, or a peer such as grpc-gateway) from `spec`, waits for
+    /// the readiness line that `ready` accepts, then for the first 200 on `first_path`, and
+    /// reads the idle RSS right after it.
+    pub fn launch(
+        &self,
+        spec: &Spec,
+        ready: impl Fn(&str) -> Option<String>,
+        first_path: &str,
+    ) -> anyhow::Result<Gateway> {
+        let server = procs::start_server(spec, &self.logs, START_TIMEOUT, ready)?;
+        let first_ok = measure::first_ok(&server.addr, first_path, server.spawned, FIRST_OK_TIMEOUT)?;
         let idle_rss_kib = measure::status_kib(server.proc.pid, "VmRSS")?;
         Ok(Gateway {
             server,
@@ -282,7 +305,7 @@ fn with_concurrency_limit(text: &str, limit: usize) -> String {
 }
 
 /// The gateway's `listening` log line (JSON) → its `addr` field.
-fn listening_addr(line: &str) -> Option<String> {
+pub fn listening_addr(line: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
     if value.get("message")?.as_str()? != "listening" {
         return None;

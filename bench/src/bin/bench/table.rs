@@ -41,7 +41,7 @@ const SCENARIOS: [(&str, Scenario); 7] = [
 /// One target of issue 6 with its verdict.
 #[derive(Debug, Serialize)]
 pub struct Target {
-    pub name: &'static str,
+    pub name: String,
     pub value: f64,
     pub limit: f64,
     pub unit: &'static str,
@@ -51,10 +51,16 @@ pub struct Target {
 }
 
 impl Target {
-    fn new(name: &'static str, value: f64, limit: f64, unit: &'static str, at_least: bool) -> Target {
+    pub fn new(
+        name: impl Into<String>,
+        value: f64,
+        limit: f64,
+        unit: &'static str,
+        at_least: bool,
+    ) -> Target {
         let pass = if at_least { value >= limit } else { value <= limit };
         Target {
-            name,
+            name: name.into(),
             value,
             limit,
             unit,
@@ -63,7 +69,7 @@ impl Target {
         }
     }
 
-    fn line(&self) -> String {
+    pub fn line(&self) -> String {
         let verdict = if self.pass { "PASS" } else { "MISS" };
         let sign = if self.at_least { "≥" } else { "≤" };
         let margin = (self.value - self.limit).abs();

@@ -1,0 +1,223 @@
+//! Client-streaming and bidirectional methods over plain HTTP: a POST whose body is the
+//! stream of request messages (`messages.rs`: NDJSON lines, or a JSON array's elements, or
+//! one JSON object). Each message goes upstream as soon as it is parsed, so the body is
+//! never held whole. A client-streaming call answers with its one reply as JSON; a
+//! bidirectional one answers in the server-streaming formats that `Accept` picks
+//! (`stream.rs`), and its replies flow while the body is still arriving wherever the
+//! client's connection lets them (HTTP/2, or an HTTP/1.1 client that reads while it writes).
+//!
+//! A bad message N is answered with 400 naming N, and the upstream call is reset with
+//! CANCEL, so the upstream never takes the half-stream for a complete one. The call itself
+//! (encoding, reply, metrics) is `duplex.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use http::{HeaderValue, header};
+use http_body_util::BodyExt as _;
+
+use super::Gateway;
+use super::duplex::{self, Encoder, Failure, Head, Held, RpcTimer};
+use super::messages::{Form, Splitter};
+use super::stream::{self, StreamFormat};
+use crate::codec::{Printing, StreamReply};
+use crate::error::GatewayError;
+use crate::grpc::Requests;
+use crate::routing::Route;
+use crate::schema::Schema;
+use crate::{grpc, metadata};
+
+/// Runs one client-streaming or bidirectional call whose requests are `body`.
+pub(super) async fn call(
+    gateway: &Arc<Gateway>,
+    schema: &Arc<Schema>,
+    route: &Route,
+    vars: Vec<String>,
+    parts: http::request::Parts,
+    body: Body,
+) -> Result<Response, GatewayError> {
+    let config = &gateway.config;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let splitter = Splitter::new(Form::of(content_type)?, config.server.max_body_bytes);
+    let Head {
+        encoder,
+        printing,
+        metadata,
+    } = Head::of(gateway, schema, route, vars, &parts)?;
+    let timeout = grpc::deadline(
+        &parts.headers,
+        config.upstream.timeout,
+        config.upstream.max_timeout,
+    )?;
+    // A stream is in flight from its first byte: it takes its place at once.
+    let permit = gateway.admission.admit()?;
+    let method = &route.method;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut timer = RpcTimer::start(gateway, method);
+    let (requests, pending) = duplex::open(gateway, method, metadata, timeout, deadline)
+        .await
+        .inspect_err(|err| timer.failed(err))?;
+    let failure = Failure::default();
+    let task = tokio::spawn(pump(
+        body,
+        splitter,
+        requests,
+        encoder,
+        failure.clone(),
+        config.server.body_timeout,
+    ));
+    let held = Held::new(Some(task), Some(permit));
+    let reply = duplex::head(pending, deadline, timeout, &failure).await;
+    let mut reply = match reply {
+        Ok(reply) => reply,
+        Err(err) => {
+            timer.failed(&err);
+            return Err(err);
+        }
+    };
+    if method.streams_replies() {
+        let metadata = reply.initial_metadata();
+        let messages = duplex::replies(
+            reply,
+            method.codec.clone(),
+            printing,
+            (deadline, timeout),
+            failure,
+            held,
+        );
+        let reply = StreamReply {
+            metadata,
+            messages: timer.observe(messages),
+        };
+        return stream::respond(reply, StreamFormat::from_headers(&parts.headers)).await;
+    }
+    let outcome = one_reply(
+        &mut reply,
+        method.codec.as_ref(),
+        &printing,
+        (deadline, timeout),
+        &failure,
+    )
+    .await;
+    drop(held);
+    timer.finish(&outcome);
+    let json = outcome?;
+    let mut response = json.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    metadata::to_http(&reply.metadata(), headers);
+    Ok(response)
+}
+
+/// A client-streaming call's one reply message, then status OK.
+async fn one_reply(
+    reply: &mut grpc::Reply,
+    codec: &dyn crate::codec::Codec,
+    printing: &Printing,
+    (deadline, timeout): (tokio::time::Instant, Duration),
+    failure: &Failure,
+) -> Result<Vec<u8>, GatewayError> {
+    let mut next = async || match tokio::time::timeout_at(deadline, reply.message()).await {
+        Err(_) => Err(GatewayError::deadline_exceeded(timeout)),
+        Ok(outcome) => outcome.map_err(|err| failure.or(err)),
+    };
+    let message = next()
+        .await?
+        .ok_or_else(|| GatewayError::bad_upstream_reply("status OK without a reply message"))?;
+    if next().await?.is_some() {
+        return Err(GatewayError::bad_upstream_reply(
+            "more than one message for a client-streaming call",
+        ));
+    }
+    printing.decode(codec, message)
+}
+
+/// Request messages completed by one chunk of the body are sent in DATA frames of about
+/// this size (a larger message goes in frames of its own size, as the window allows).
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// The request side: reads the body, cuts it into messages and sends each upstream, then
+/// half-closes; or, on a bad message or a body that broke off, leaves the failure for the
+/// reply side and resets the upstream stream with CANCEL.
+async fn pump(
+    mut body: Body,
+    mut splitter: Splitter,
+    mut requests: Requests,
+    encoder: Encoder,
+    failure: Failure,
+    idle: Duration,
+) {
+    let outcome = async {
+        loop {
+            // The messages this chunk completed leave together, in DATA frames of up to
+            // BATCH_BYTES: one small frame per message would spend the upstream's budget of
+            // small frames (h2 answers a flood of them with GOAWAY ENHANCE_YOUR_CALM
+            // "too_many_data_frames").
+            let mut batch = BytesMut::new();
+            while let Some((n, message)) = splitter.next_message()? {
+                let framed = encoder
+                    .encode(&message)
+                    .map_err(|err| err.in_message(&splitter.name(n)))?;
+                batch.extend_from_slice(&framed);
+                if batch.len() >= BATCH_BYTES && requests.send(batch.split().freeze()).await.is_err() {
+                    return Ok(false);
+                }
+            }
+            if !batch.is_empty() && requests.send(batch.freeze()).await.is_err() {
+                return Ok(false);
+            }
+            // The body timeout bounds each wait for more of the body, not the whole
+            // stream, which may last as long as the call's deadline.
+            match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => return Err(GatewayError::body_timeout(idle)),
+                Ok(None) => break,
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        splitter.push(&data);
+                    }
+                }
+                Ok(Some(Err(err))) => {
+                    return Err(GatewayError::bad_request(format!(
+                        "the request body broke off: {err}"
+                    )));
+                }
+            }
+        }
+        if let Some((n, message)) = splitter.finish()? {
+            return send(&mut requests, &encoder, &splitter, n, &message).await;
+        }
+        Ok(true)
+    }
+    .await;
+    match outcome {
+        Ok(true) => {
+            let _ = requests.finish();
+        }
+        // The upstream ended the stream: the reply says how.
+        Ok(false) => {}
+        Err(err) => {
+            failure.set(err);
+            requests.cancel();
+        }
+    }
+}
+
+/// Encodes and sends message `n`; `false` when the upstream no longer takes messages.
+async fn send(
+    requests: &mut Requests,
+    encoder: &Encoder,
+    splitter: &Splitter,
+    n: usize,
+    message: &[u8],
+) -> Result<bool, GatewayError> {
+    let framed = encoder
+        .encode(message)
+        .map_err(|err| err.in_message(&splitter.name(n)))?;
+    Ok(requests.send(framed).await.is_ok())
+}
