@@ -414,7 +414,7 @@ mod values;
 pub use client_metadata::ClientMetadata;
 use client_metadata::RawClientMetadata;
 pub use output::{ErrorFormat, OutputConfig, OutputOptions, OutputOverrides};
-pub use protocols::ProtocolsConfig;
+pub use protocols::{ProtocolOverrides, ProtocolsConfig};
 pub use schema::{SchemaConfig, SchemaSource};
 
 use rules::RawRule;

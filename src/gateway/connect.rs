@@ -136,13 +136,14 @@ async fn call(
             let bytes = inflate(coding, received.bytes.clone(), limit)?;
             (encoding, bytes, Some(received))
         }
-        http::Method::GET if has_no_side_effects(method) => {
+        http::Method::GET if schema.connect_get(method) => {
             let (encoding, bytes) = from_query(parts.uri.query().unwrap_or_default(), limit)?;
             (encoding, bytes, None)
         }
         _ => {
-            // GET only for methods marked idempotency_level = NO_SIDE_EFFECTS.
-            let allowed: &[http::Method] = match has_no_side_effects(method) {
+            // GET only for reads: NO_SIDE_EFFECTS, a get: binding, or the config's
+            // connect_get (schema/connect_get.rs).
+            let allowed: &[http::Method] = match schema.connect_get(method) {
                 true => &[http::Method::GET, http::Method::POST],
                 false => &[http::Method::POST],
             };
@@ -255,17 +256,6 @@ pub(super) fn inflate(coding: Option<&[u8]>, bytes: Bytes, limit: usize) -> Resu
             String::from_utf8_lossy(other)
         ))),
     }
-}
-
-/// Whether a method is marked `option idempotency_level = NO_SIDE_EFFECTS`, which lets
-/// Connect call it with GET.
-fn has_no_side_effects(method: &Method) -> bool {
-    method
-        .descriptor
-        .method_descriptor_proto()
-        .options
-        .as_ref()
-        .is_some_and(|o| o.idempotency_level == Some(1))
 }
 
 /// Whether a GET is Connect's: its query carries `message=` and `encoding=`, and its path

@@ -153,7 +153,7 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request) -> Response {
     #[cfg(feature = "otlp")]
     let span = crate::telemetry::RequestSpan::start(&method, request.headers());
     // Set by the request-id layer when the client sent none.
-    let request_id = request.headers().get("x-request-id").cloned();
+    let request_id = request.headers().get(&crate::request_id::X_REQUEST_ID).cloned();
     let reserved = routing::reserved(request.uri().path());
     // The front-end: gRPC by its content type; everything else is REST. One header lookup,
     // which a REST GET (no content type) answers at once.

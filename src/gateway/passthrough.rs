@@ -21,19 +21,22 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderValue, StatusCode, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version, header};
 use tonic::Code;
 
 use super::Gateway;
 use super::connect_stream;
 use super::grpc_web::{self, InBandTrailers, TextDecoded};
 use super::json_envelopes::JsonEnvelopes;
-use super::relayed::{AbortOnDrop, Outcome, Relayed, client_metadata, pump, status_headers, take};
+use super::relayed::{Outcome, Pump, Relayed, client_metadata, pump, status_headers, take};
 use crate::error::GatewayError;
 use crate::grpc;
 use crate::grpc::relay::{self, FrameMeter, RelayHead};
 use crate::method::Method;
 use crate::schema::Schema;
+
+static CONNECT_CONTENT_ENCODING: HeaderName = HeaderName::from_static("connect-content-encoding");
+static CONNECT_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("connect-accept-encoding");
 
 /// Whether a content type is gRPC's own (`application/grpc`, `application/grpc+proto`,
 /// `application/grpc;…`), not gRPC-Web's.
@@ -109,7 +112,7 @@ async fn relay_call(
         // A browser's call, like a REST write: refused from a site CORS does not allow.
         crate::cross_site::check(&gateway.config().cors, &parts.method, &parts.headers)?;
     }
-    let (path, full_name) = find_method(schema, parts.uri.path())?;
+    let (path, full_name, streams_requests) = find_method(schema, parts.uri.path())?;
     label.push_str(path.as_str());
     // `+json`: the messages go through the method's codec, both ways.
     let json = match &web {
@@ -136,8 +139,8 @@ async fn relay_call(
     let deadline = tokio::time::Instant::from_std(started) + timeout;
     // Connect names the message compression in its own headers.
     let (encoding, accept_encoding) = match connect {
-        true => ("connect-content-encoding", "connect-accept-encoding"),
-        false => ("grpc-encoding", "grpc-accept-encoding"),
+        true => (&CONNECT_CONTENT_ENCODING, &CONNECT_ACCEPT_ENCODING),
+        false => (&grpc::GRPC_ENCODING, &grpc::GRPC_ACCEPT_ENCODING),
     };
     let permit = gateway.admission.admit()?;
     let connection = gateway.upstream.connection()?;
@@ -176,16 +179,17 @@ async fn relay_call(
         let coding = parts.headers.get(encoding).cloned();
         JsonEnvelopes::requests(method, coding, config.server.max_body_bytes)
     });
-    let pump = tokio::spawn(pump(
+    let pump = pump(
         body,
         opened.send,
         config.server.max_body_bytes,
         refused.clone(),
         requests,
-    ));
-    let pump = AbortOnDrop(pump.abort_handle());
+    );
+    // A gRPC client that sends one message: its pump runs in this task (relayed.rs, Pump).
+    let mut pump = Pump::start(pump, web.is_some() || streams_requests);
     let reply = opened.reply.head(|| take(&refused));
-    let (head, body, link) = tokio::time::timeout_at(deadline, reply)
+    let (head, body, link) = tokio::time::timeout_at(deadline, pump.alongside(reply))
         .await
         .map_err(|_| late())??;
     let mut response = Response::new(Body::empty());
@@ -224,7 +228,7 @@ async fn relay_call(
         link,
         outcome: Some(outcome),
         json: json.map(|method| JsonEnvelopes::replies(method, config.upstream.max_reply_bytes)),
-        _pump: pump,
+        pump,
         _permit: permit,
     });
     *response.body_mut() = match &web {
@@ -260,8 +264,9 @@ fn json_method(schema: &Schema, full_name: &str) -> Result<Arc<Method>, GatewayE
 }
 
 /// The method a gRPC path names, looked up in the schema's descriptors (every method shape;
-/// the method table holds only the transcodable ones): its path and full name.
-fn find_method(schema: &Schema, path: &str) -> Result<(PathAndQuery, String), GatewayError> {
+/// the method table holds only the transcodable ones): its path, full name, and whether its
+/// client streams requests.
+fn find_method(schema: &Schema, path: &str) -> Result<(PathAndQuery, String, bool), GatewayError> {
     let unknown = || GatewayError::not_served(format!("unknown method {path} (not in the gateway's schema)"));
     let (service, method) = path
         .strip_prefix('/')
@@ -272,8 +277,10 @@ fn find_method(schema: &Schema, path: &str) -> Result<(PathAndQuery, String), Ga
         .get_service_by_name(service)
         .and_then(|s| s.methods().find(|m| m.name() == method))
         .ok_or_else(unknown)?;
-    let path = PathAndQuery::try_from(format!("/{service}/{method}")).map_err(|_| unknown())?;
-    Ok((path, found.full_name().to_string()))
+    // The names matched the descriptors' exactly: `path` is `/{service}/{method}` as the
+    // schema spells it (copied as it is, without `format!`'s machinery on every call).
+    let path = PathAndQuery::try_from(path).map_err(|_| unknown())?;
+    Ok((path, found.full_name().to_string(), found.is_client_streaming()))
 }
 
 /// The reply head for the client: the upstream's, less what belongs to one connection.

@@ -126,6 +126,61 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The request pump of a call, in a task of its own or driven by the call's own task.
+///
+/// A gRPC call whose client sends one message (unary, server streaming) has its pump polled
+/// beside the reply: while the reply's head is awaited, then at each poll of the reply body.
+/// Its one message has gone by the time the reply comes, as a rule, so nothing waits on the
+/// client's reading; and the call saves a task spawn and the cross-task wake-ups of each of
+/// its request frames (issue 24: pass-through's cost per seed call). A client that streams
+/// requests keeps a task of its own: its messages must flow while the answer waits for the
+/// client's window, which only a task of its own guarantees.
+pub(super) enum Pump {
+    Task(AbortOnDrop),
+    /// `None` once it finished or was stopped.
+    Inline(Option<Pin<Box<dyn Future<Output = ()> + Send>>>),
+}
+
+impl Pump {
+    /// Starts `pump`: spawned when `own_task`, else left for [`Pump::poll`] to drive.
+    pub(super) fn start(pump: impl Future<Output = ()> + Send + 'static, own_task: bool) -> Pump {
+        match own_task {
+            true => Pump::Task(AbortOnDrop(tokio::spawn(pump).abort_handle())),
+            false => Pump::Inline(Some(Box::pin(pump))),
+        }
+    }
+
+    /// Drives an inline pump as far as it goes now (its wake-ups come back to `cx`).
+    pub(super) fn poll(&mut self, cx: &mut Context<'_>) {
+        if let Pump::Inline(slot @ Some(_)) = self
+            && slot
+                .as_mut()
+                .is_some_and(|pump| pump.as_mut().poll(cx).is_ready())
+        {
+            *slot = None;
+        }
+    }
+
+    /// Awaits `work`, driving an inline pump meanwhile.
+    pub(super) async fn alongside<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        std::future::poll_fn(|cx| {
+            self.poll(cx);
+            work.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    /// Stops the pump (dropping an inline one, which resets its upstream stream if it had
+    /// not finished, as aborting the task does).
+    fn stop(&mut self) {
+        match self {
+            Pump::Task(task) => task.0.abort(),
+            Pump::Inline(slot) => *slot = None,
+        }
+    }
+}
+
 /// Observes the RPC metric once, when the call's outcome is known.
 pub(super) struct Outcome {
     pub(super) gateway: Arc<Gateway>,
@@ -161,7 +216,7 @@ pub(super) struct Relayed {
     pub(super) outcome: Option<Outcome>,
     /// `+json`: each reply message transcoded into JSON (`json_envelopes.rs`).
     pub(super) json: Option<JsonEnvelopes>,
-    pub(super) _pump: AbortOnDrop,
+    pub(super) pump: Pump,
     pub(super) _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -172,7 +227,7 @@ impl Relayed {
         trailers: Result<HeaderMap, GatewayError>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.body = None;
-        self._pump.0.abort();
+        self.pump.stop();
         let trailers = match trailers {
             Ok(trailers) => trailers,
             Err(err) => status_headers(&err),
@@ -204,6 +259,7 @@ impl hyper::body::Body for Relayed {
         if this.outcome.is_none() {
             return Poll::Ready(None);
         }
+        this.pump.poll(cx);
         if this.deadline.as_mut().poll(cx).is_ready() {
             return this.end(Err(GatewayError::deadline_exceeded(this.timeout)));
         }
@@ -277,10 +333,10 @@ const GRPC_MESSAGE: &AsciiSet = &CONTROLS.add(b'%');
 /// `grpc-status` and `grpc-message` for an error.
 pub(super) fn status_headers(err: &GatewayError) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert("grpc-status", HeaderValue::from(err.code() as i32));
+    headers.insert(&crate::grpc::GRPC_STATUS, HeaderValue::from(err.code() as i32));
     let message = utf8_percent_encode(err.message(), GRPC_MESSAGE).to_string();
     if let Ok(message) = HeaderValue::try_from(message) {
-        headers.insert("grpc-message", message);
+        headers.insert(&crate::grpc::GRPC_MESSAGE, message);
     }
     headers
 }

@@ -35,7 +35,7 @@ pub(super) enum Encoding {
 
 impl Encoding {
     pub(super) fn of(headers: &HeaderMap) -> Encoding {
-        match headers.get("grpc-encoding").map(HeaderValue::as_bytes) {
+        match headers.get(&super::GRPC_ENCODING).map(HeaderValue::as_bytes) {
             None | Some(b"identity") => Encoding::Identity,
             Some(b"gzip") => Encoding::Gzip,
             Some(other) => Encoding::Other(String::from_utf8_lossy(other).into_owned()),

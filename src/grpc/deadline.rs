@@ -5,14 +5,16 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::GatewayError;
+
+static X_REQUEST_TIMEOUT: HeaderName = HeaderName::from_static("x-request-timeout");
 
 /// The call deadline: the client's `grpc-timeout` if it sent one, else `default`, never more
 /// than `max`.
 pub fn deadline(headers: &HeaderMap, default: Duration, max: Duration) -> Result<Duration, GatewayError> {
-    let grpc = match headers.get("grpc-timeout") {
+    let grpc = match headers.get(&super::GRPC_TIMEOUT) {
         None => None,
         Some(value) => {
             let text = value.to_str().unwrap_or_default();
@@ -26,7 +28,7 @@ pub fn deadline(headers: &HeaderMap, default: Duration, max: Duration) -> Result
             })?)
         }
     };
-    let plain = match headers.get("x-request-timeout") {
+    let plain = match headers.get(&X_REQUEST_TIMEOUT) {
         None => None,
         Some(value) => {
             let text = value.to_str().unwrap_or_default();
@@ -83,15 +85,30 @@ pub fn parse_grpc_timeout(text: &str) -> Option<Duration> {
 /// `grpc-timeout` (at most 8 digits): microseconds while they fit, else milliseconds, else
 /// seconds.
 pub fn grpc_timeout(timeout: Duration) -> HeaderValue {
-    let micros = timeout.as_micros();
-    let text = if micros < 100_000_000 {
-        format!("{micros}u")
-    } else if timeout.as_millis() < 100_000_000 {
-        format!("{}m", timeout.as_millis())
+    const MAX: u64 = 99_999_999;
+    let micros = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
+    let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    let (value, unit) = if micros <= MAX {
+        (micros, b'u')
+    } else if millis <= MAX {
+        (millis, b'm')
     } else {
-        format!("{}S", timeout.as_secs().min(99_999_999))
+        (timeout.as_secs().min(MAX), b'S')
     };
-    HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static("99999999S"))
+    // At most 8 digits and the unit, written here rather than by `format!` (every call
+    // sends one).
+    let mut text = [0u8; 9];
+    text[8] = unit;
+    let (mut start, mut rest) = (8, value);
+    loop {
+        start -= 1;
+        text[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&text[start..]).unwrap_or(HeaderValue::from_static("99999999S"))
 }
 
 #[cfg(test)]
@@ -106,6 +123,9 @@ mod tests {
         assert_eq!(grpc_timeout(Duration::from_secs(30 * 60)), "1800000m");
         assert_eq!(grpc_timeout(Duration::from_secs(10_000_000)), "10000000S");
         assert_eq!(grpc_timeout(Duration::from_secs(u64::MAX)), "99999999S");
+        assert_eq!(grpc_timeout(Duration::ZERO), "0u");
+        assert_eq!(grpc_timeout(Duration::from_micros(99_999_999)), "99999999u");
+        assert_eq!(grpc_timeout(Duration::from_micros(100_000_000)), "100000m");
         for value in [1, 999, 100_000, 99_999_999, 100_000_000, u64::MAX] {
             let text = grpc_timeout(Duration::from_micros(value));
             let text = text.to_str().expect("ascii");

@@ -83,11 +83,11 @@ pub async fn open_relay(connection: &Arc<Connection>, relay: RelayHead) -> Resul
     let headers = request.headers_mut();
     headers.insert(header::CONTENT_TYPE, content_type);
     if let Some(encoding) = encoding {
-        headers.insert("grpc-encoding", encoding);
+        headers.insert(&super::GRPC_ENCODING, encoding);
     }
     match accept_encoding {
-        Some(accepted) => headers.insert("grpc-accept-encoding", accepted),
-        None => headers.remove("grpc-accept-encoding"),
+        Some(accepted) => headers.insert(&super::GRPC_ACCEPT_ENCODING, accepted),
+        None => headers.remove(&super::GRPC_ACCEPT_ENCODING),
     };
     let (response, send) = sender
         .send_request(request, false)
@@ -263,7 +263,7 @@ impl FrameMeter {
 /// `grpc-status` of a head or trailers, when there is one and it parses.
 pub fn status_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
     headers
-        .get("grpc-status")
+        .get(&super::GRPC_STATUS)
         .map(|v| tonic::Code::from_bytes(v.as_bytes()))
 }
 

@@ -73,16 +73,16 @@ pub(super) fn check_head(status: StatusCode, headers: &HeaderMap) -> Result<(), 
 /// details that are not base64; here such details are dropped and logged.
 pub(super) fn status_from(headers: &HeaderMap) -> Option<tonic::Status> {
     use base64::Engine as _;
-    let code = tonic::Code::from_bytes(headers.get("grpc-status")?.as_bytes());
+    let code = tonic::Code::from_bytes(headers.get(&super::GRPC_STATUS)?.as_bytes());
     let message = headers
-        .get("grpc-message")
+        .get(&super::GRPC_MESSAGE)
         .map(|v| {
             percent_encoding::percent_decode(v.as_bytes())
                 .decode_utf8_lossy()
                 .into_owned()
         })
         .unwrap_or_default();
-    let details = match headers.get("grpc-status-details-bin") {
+    let details = match headers.get(&super::GRPC_STATUS_DETAILS) {
         None => Bytes::new(),
         Some(value) => {
             let engine = base64::engine::GeneralPurpose::new(

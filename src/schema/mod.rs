@@ -7,17 +7,20 @@
 //! canonical order, their options kept (`file_set.rs`). `live.rs` holds the schema in use and swaps in a new
 //! one on reload. Every rule is checked when a schema is built: a bad one refuses the schema.
 
+mod connect_get;
 pub mod file_set;
 pub mod files;
 pub mod live;
 pub mod reflection;
+
+use std::collections::HashSet;
 
 use bytes::Bytes;
 use prost_reflect::DescriptorPool;
 
 use crate::codec::dynamic;
 use crate::config::Config;
-use crate::method::MethodTable;
+use crate::method::{Method, MethodTable};
 use crate::routing::{self, RouteTable};
 use crate::{descriptors, openapi};
 
@@ -26,6 +29,8 @@ pub struct Schema {
     pool: DescriptorPool,
     methods: MethodTable,
     routes: RouteTable,
+    /// The methods Connect may call with GET (`connect_get.rs`).
+    connect_get: HashSet<String>,
     /// The OpenAPI document of `routes`, rendered once (served at `/openapi.json`).
     openapi: Bytes,
     /// A short fingerprint of the descriptors, shown by `/readyz` and in reload logs.
@@ -55,6 +60,12 @@ impl Schema {
         ) {
             return Err(unknown);
         }
+        if let Some(unknown) = config.protocols.unknown_selector(
+            |service| pool.get_service_by_name(service).is_some(),
+            |method| methods.find(method).is_some(),
+        ) {
+            return Err(unknown);
+        }
         let routes = routing::build_table_with(
             &pool,
             &methods,
@@ -62,12 +73,14 @@ impl Schema {
             config.transcoding.unbound_methods,
             output,
         )?;
+        let connect_get = connect_get::readable(&methods, &routes, &config.protocols);
         let openapi = openapi::render(&routes)?;
         let hash = hash_of(&pool);
         Ok(Schema {
             pool,
             methods,
             routes,
+            connect_get,
             openapi,
             hash,
         })
@@ -83,6 +96,12 @@ impl Schema {
 
     pub fn routes(&self) -> &RouteTable {
         &self.routes
+    }
+
+    /// Whether Connect may call `method` with GET: a read by its proto or its HTTP rules, or
+    /// as the config sets it (`connect_get.rs`).
+    pub fn connect_get(&self, method: &Method) -> bool {
+        self.connect_get.contains(method.full_name.as_str())
     }
 
     /// The OpenAPI 3.1 document of the route table, as JSON bytes (cheap to clone).

@@ -103,7 +103,7 @@ fn app(
             // handler's future is large (the whole upstream call): boxed once here, it is
             // not copied again at each layer's state change (about 1.3k instructions less
             // per request than the allocation costs).
-            let id = request.headers().get("x-request-id").cloned();
+            let id = request.headers().get(&crate::request_id::X_REQUEST_ID).cloned();
             let format = gateway.config().transcoding.output.global.error_format;
             let answer = AssertUnwindSafe(Box::pin(handle(gateway.clone(), request.map(Body::new))));
             async move {

@@ -12,6 +12,10 @@ Usage: connect_client.py URL              (http://127.0.0.1:PORT): MyService
                                             application/connect+json)
        connect_client.py get URL PROTO_DIR  lookup.proto's Lookup.Get (NO_SIDE_EFFECTS) with
                                             GET, in JSON and proto
+       connect_client.py reads URL PROTO_DIR METHOD...
+                                            reads.proto's Reads.METHOD with the client's own
+                                            GET (use_get), whatever the method's idempotency:
+                                            the gateway decides (tests/protocol_connect_get.rs)
 """
 import importlib
 import importlib.resources
@@ -28,7 +32,7 @@ PROTO = os.path.join(HERE, "..", "..", "proto")
 BIN = os.path.dirname(sys.executable)
 
 
-def stubs(proto_dir=PROTO, name="api"):
+def stubs(proto_dir=PROTO, name="api", imports=()):
     out = tempfile.mkdtemp(prefix="connect-stubs-")
     package = os.path.join(out, "gen")
     os.mkdir(package)
@@ -37,6 +41,8 @@ def stubs(proto_dir=PROTO, name="api"):
         [
             "grpc_tools.protoc",
             f"-I{proto_dir}",
+            # google/api/annotations.proto, vendored beside the seed's proto.
+            *([f"-I{PROTO}"] if os.path.abspath(proto_dir) != os.path.abspath(PROTO) else []),
             # The well-known types (google/protobuf/empty.proto) that grpc_tools ships.
             f"-I{importlib.resources.files('grpc_tools') / '_proto'}",
             f"--plugin=protoc-gen-py={os.path.join(BIN, 'protoc-gen-py')}",
@@ -44,6 +50,8 @@ def stubs(proto_dir=PROTO, name="api"):
             f"--plugin=protoc-gen-connectrpc={os.path.join(BIN, 'protoc-gen-connectrpc')}",
             f"--connectrpc_out={package}",
             f"{name}.proto",
+            # Imports beside the well-known types get their own modules in the package.
+            *imports,
         ]
     )
     if status != 0:
@@ -63,6 +71,36 @@ def get(url: str, proto_dir: str) -> dict:
     return out
 
 
+def reads(url: str, proto_dir: str, names: list[str]) -> dict:
+    pb, _connect = stubs(proto_dir, "reads", ("google/api/annotations.proto", "google/api/http.proto"))
+    from connectrpc.client import ConnectClientSync, ResponseMetadata
+    from connectrpc.errors import ConnectError
+    from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
+
+    out = {}
+    with ConnectClientSync(url, send_compression=None) as client:
+        for name in names:
+            # The stubs give use_get only to NO_SIDE_EFFECTS methods; the client's
+            # execute_unary sends Connect's GET for any method it is asked to.
+            method = MethodInfo(
+                name=name,
+                service_name="reads.v1.Reads",
+                input=pb.ReadRequest,
+                output=pb.ReadReply,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            )
+            try:
+                with ResponseMetadata() as meta:
+                    reply = client.execute_unary(
+                        request=pb.ReadRequest(key=f"key-{name}"), method=method, use_get=True, timeout_ms=10000
+                    )
+                out[name] = {"value": reply.value, "x-from": meta.headers.get("x-from")}
+            except ConnectError as err:
+                out[name] = {"code": err.code.name, "message": err.message}
+    return out
+
+
 def stream(url: str, codec_name: str) -> dict:
     pb, connect = stubs(os.path.join(HERE, "..", "routeguide"), "route_guide")
     from connectrpc.codec import proto_binary_codec, proto_json_codec
@@ -79,6 +117,9 @@ def main() -> None:
         return
     if sys.argv[1] == "get":
         print(json.dumps(get(sys.argv[2], sys.argv[3])), flush=True)
+        return
+    if sys.argv[1] == "reads":
+        print(json.dumps(reads(sys.argv[2], sys.argv[3], sys.argv[4:])), flush=True)
         return
     url = sys.argv[1]
     pb, connect = stubs()
