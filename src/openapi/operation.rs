@@ -89,6 +89,9 @@ fn reply_response(route: &Route, method: &MethodDescriptor, schemas: &mut Schema
     if route.success_status == StatusCode::NO_CONTENT {
         return json!({ "description": format!("{} succeeded; no body.", route.method.full_name) });
     }
+    if route.method.raw_reply {
+        return raw_response(route);
+    }
     let selected = route.response_body.as_deref().and_then(|name| {
         output
             .get_field_by_json_name(name)
@@ -119,6 +122,22 @@ fn reply_response(route: &Route, method: &MethodDescriptor, schemas: &mut Schema
     json!({
         "description": description,
         "content": { "application/json": { "schema": schema } }
+    })
+}
+
+/// A `google.api.HttpBody` reply: its bytes, in the content type the reply names (so any),
+/// streamed for a server-streaming method.
+fn raw_response(route: &Route) -> Value {
+    let streamed = match route.method.streams_replies() {
+        true => ", written as its messages arrive (the first one's content type heads the response)",
+        false => "",
+    };
+    json!({
+        "description": format!(
+            "The raw bytes of the {} reply (google.api.HttpBody){streamed}; Content-Type is the reply's content_type.",
+            route.method.full_name
+        ),
+        "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } }
     })
 }
 
@@ -226,6 +245,9 @@ fn render_segments(segments: &[Segment]) -> String {
 
 /// The request body: the whole message (minus top-level path fields) or one field.
 fn request_body(route: &Route, schemas: &mut Schemas) -> Option<Value> {
+    if route.raw_body.is_some() {
+        return Some(raw_request_body(route));
+    }
     let (schema, description) = match &route.body {
         BodyRule::None => return None,
         BodyRule::Whole => {
@@ -273,6 +295,26 @@ fn request_body(route: &Route, schemas: &mut Schemas) -> Option<Value> {
         "required": false,
         "content": { "application/json": { "schema": schema } }
     }))
+}
+
+/// An upload into a `google.api.HttpBody`: the raw bytes, whatever their content type.
+fn raw_request_body(route: &Route) -> Value {
+    let target = match &route.body {
+        BodyRule::Field(field) => format!("the `{}` field (google.api.HttpBody)", field.json_path()),
+        _ => "the google.api.HttpBody request".to_string(),
+    };
+    let streamed = match route.method.streams_requests() {
+        true => ", sent upstream in messages of `transcoding.upload_chunk_bytes` as it arrives",
+        false => "",
+    };
+    json!({
+        "description": format!(
+            "The raw bytes of {target} of {}, with the request's Content-Type as its content_type{streamed}.",
+            route.method.full_name
+        ),
+        "required": false,
+        "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } }
+    })
 }
 
 /// The method's full name; with the HTTP method and path added when the method has several
