@@ -167,8 +167,8 @@ pub struct UnaryReply {
 
 /// A unary call: one request, one reply, then status OK.
 pub async fn unary(codec: &dyn Codec, call: Call) -> Result<UnaryReply, GatewayError> {
-    let printing = call.printing.clone();
-    let reply = unary_message(call).await?;
+    let (connection, outgoing, timeout, printing) = call.outgoing();
+    let reply = unary_within(&connection, outgoing, timeout).await?;
     let json = printing.decode(codec, reply.message)?;
     Ok(UnaryReply {
         json,
@@ -181,8 +181,16 @@ pub async fn unary(codec: &dyn Codec, call: Call) -> Result<UnaryReply, GatewayE
 /// answered raw, `http_body.rs`).
 pub async fn unary_message(call: Call) -> Result<grpc::Unary, GatewayError> {
     let (connection, outgoing, timeout, _) = call.outgoing();
+    unary_within(&connection, outgoing, timeout).await
+}
+
+async fn unary_within(
+    connection: &Arc<Connection>,
+    outgoing: Outgoing,
+    timeout: Duration,
+) -> Result<grpc::Unary, GatewayError> {
     let started = Instant::now();
-    tokio::time::timeout(timeout, grpc::unary(&connection, outgoing))
+    tokio::time::timeout(timeout, grpc::unary(connection, outgoing))
         .await
         .map_err(|_| GatewayError::deadline_exceeded(timeout))?
         .map_err(|err| at_the_deadline(err, started, timeout))

@@ -8,7 +8,9 @@
 //!
 //! A bad message N is answered with 400 naming N, and the upstream call is reset with
 //! CANCEL, so the upstream never takes the half-stream for a complete one. The call itself
-//! (encoding, reply, metrics) is `duplex.rs`.
+//! (encoding, reply, metrics) is `duplex.rs`. A route whose body is a `google.api.HttpBody`
+//! takes the body raw instead, cut into chunks (`raw_body.rs`), and an `HttpBody` reply is
+//! answered raw.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,24 +124,21 @@ pub(super) async fn call(
     }
     let outcome = one_reply(&mut reply, (deadline, timeout), &failure).await;
     drop(held);
-    let outcome = outcome.and_then(|message| match method.raw_reply {
-        true => Ok(Err(message)),
-        false => printing.decode(method.codec.as_ref(), message).map(Ok),
-    });
-    timer.finish(&outcome);
     let plain = &raw.response_headers;
-    let json = match outcome? {
-        Ok(json) => json,
-        Err(message) => {
-            let trailing = reply.trailing_metadata();
-            return raw_body::unary_response(message, &reply.metadata(), &trailing, plain);
+    // An HttpBody reply is answered raw (raw_body.rs), any other as JSON.
+    let response = outcome.and_then(|message| {
+        let initial = reply.metadata();
+        if method.raw_reply {
+            return raw_body::unary_response(message, &initial, &reply.trailing_metadata(), plain);
         }
-    };
-    let mut response = json.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    metadata::to_http_with(&reply.metadata(), headers, plain);
-    Ok(response)
+        let mut response = printing.decode(method.codec.as_ref(), message)?.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        metadata::to_http_with(&initial, headers, plain);
+        Ok(response)
+    });
+    timer.finish(&response);
+    response
 }
 
 /// A client-streaming call's one reply message, then status OK.

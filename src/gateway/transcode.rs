@@ -123,7 +123,11 @@ async fn call_route(
     // reaches the upstream, and a retry sends the same bytes. The body's bytes go as soon
     // as it is encoded; its share of the in-flight budget stays with the request. A large
     // body waits for its turn to be decoded (body_intake.rs says why).
-    let turn = gateway.bodies.decode_turn(received.bytes.len()).await;
+    // A raw upload is copied, not decoded: it needs no turn.
+    let turn = match route.raw_body {
+        Some(_) => None,
+        None => gateway.bodies.decode_turn(received.bytes.len()).await,
+    };
     let (request, printing) = encode(gateway, route, vars, &parts, std::mem::take(&mut received.bytes))?;
     drop(turn);
 
