@@ -8,18 +8,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-
 use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::TempDir;
+use support::files::Files;
 use support::http::{Reply, send, send_h2};
-use support::process::{ChildGuard, manifest_dir, spawn_gateway, spawn_python_script};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CONFIG: &str = r#"
@@ -32,61 +28,6 @@ max_upload_bytes = 8388608
 forward_headers = ["if-none-match"]
 response_headers = ["content-disposition", "etag", "cache-control", "last-modified", "x-seen-if-none-match"]
 "#;
-
-/// The file service's descriptor set (imports included) in `dir`.
-fn descriptor_set(dir: &TempDir) -> PathBuf {
-    let includes = [manifest_dir().join("tests/protos"), manifest_dir().join("proto")];
-    let mut compiler = protox::Compiler::new(includes).expect("compiler");
-    compiler.include_imports(true).include_source_info(false);
-    compiler
-        .open_files(["files/v1/files.proto"])
-        .expect("files.proto compiles");
-    let path = dir.join("files.binpb");
-    std::fs::write(&path, compiler.encode_file_descriptor_set()).expect("write descriptors");
-    path
-}
-
-/// The Python file server and a gateway in front of it, on the descriptor set.
-struct Files {
-    addr: SocketAddr,
-    _gateway: ChildGuard,
-    _server: ChildGuard,
-    _dir: TempDir,
-}
-
-impl Files {
-    fn start() -> Files {
-        let dir = TempDir::new("http-body");
-        let set = descriptor_set(&dir);
-        let set = set.to_str().expect("UTF-8 path");
-        let (server, upstream) = spawn_python_script("files_server.py", &[set], "files_server listening on ");
-        let config = dir.join("protogate.toml");
-        std::fs::write(&config, CONFIG).expect("config");
-        let upstream = format!("http://{upstream}");
-        let schema = format!("descriptors:{set}");
-        let args = [
-            "--config",
-            config.to_str().expect("UTF-8 path"),
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--schema",
-            &schema,
-        ];
-        let (gateway, addr, _log) = spawn_gateway(&args, &[]);
-        Files {
-            addr,
-            _gateway: gateway,
-            _server: server,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
 
 /// The file server's bytes: byte i is i % 251.
 fn pattern(size: usize) -> Vec<u8> {
@@ -117,7 +58,7 @@ fn assert_download_headers(reply: &Reply, name: &str) {
 
 #[tokio::test]
 async fn a_unary_http_body_reply_is_the_raw_body_with_its_content_type_and_headers() {
-    let files = Files::start();
+    let files = Files::start(CONFIG);
     let url = files.url("/v1/files/report.csv?size=100000");
     let reply = send(Method::GET, &url, &[("if-none-match", "\"v0\"")], Bytes::new()).await;
     assert_eq!(reply.status, 200, "{:?}", String::from_utf8_lossy(&reply.body));
@@ -138,7 +79,7 @@ async fn a_unary_http_body_reply_is_the_raw_body_with_its_content_type_and_heade
 
 #[tokio::test]
 async fn a_streamed_http_body_reply_is_one_response_in_the_first_content_type() {
-    let files = Files::start();
+    let files = Files::start(CONFIG);
     let size = 3 * 1024 * 1024 + 17;
     let path = format!("/v1/files/big.bin/stream?size={size}&chunk=65536&contentType=application/pdf");
     for h2 in [false, true] {
@@ -170,7 +111,7 @@ async fn a_streamed_http_body_reply_is_one_response_in_the_first_content_type() 
 
 #[tokio::test]
 async fn a_stream_that_fails_midway_never_looks_complete_over_http1() {
-    let files = Files::start();
+    let files = Files::start(CONFIG);
     let mut tcp = tokio::net::TcpStream::connect(files.addr).await.expect("connect");
     // 50 ms between messages: the three before the failure leave before it.
     let request = "GET /v1/files/x.bin/stream?size=1000000&chunk=10000&failAfter=3&delayMs=50 HTTP/1.1\r\nhost: files\r\n\r\n";
@@ -196,7 +137,7 @@ async fn a_stream_that_fails_midway_never_looks_complete_over_http1() {
 
 #[tokio::test]
 async fn a_streamed_download_is_written_as_it_arrives() {
-    let files = Files::start();
+    let files = Files::start(CONFIG);
     // Three messages 400 ms apart: the first must reach the client long before the last.
     let uri = files.url("/v1/files/slow.bin/stream?size=30000&chunk=10000&delayMs=400");
     let client: Client<_, http_body_util::Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
@@ -221,7 +162,7 @@ async fn a_streamed_download_is_written_as_it_arrives() {
 
 #[tokio::test]
 async fn a_stream_that_fails_midway_is_reset_over_http2() {
-    let files = Files::start();
+    let files = Files::start(CONFIG);
     let client: Client<_, http_body_util::Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http();
@@ -241,7 +182,7 @@ async fn a_stream_that_fails_midway_is_reset_over_http2() {
 
 #[tokio::test]
 async fn a_raw_upload_fills_the_http_body_field_whatever_its_type() {
-    let files = Files::start();
+    let files = Files::start(CONFIG);
     // Larger than max_body_bytes (1 MiB): uploads have their own limit.
     let data: Vec<u8> = (0..3 * 1024 * 1024 + 5)
         .map(|i: usize| (i * 7 % 256) as u8)
@@ -277,7 +218,7 @@ async fn a_raw_upload_fills_the_http_body_field_whatever_its_type() {
 
 #[tokio::test]
 async fn a_streamed_upload_arrives_in_chunks_of_upload_chunk_bytes() {
-    let files = Files::start();
+    let files = Files::start(CONFIG);
     let size = 5 * 1024 * 1024 + 123;
     let data: Bytes = (0..size)
         .map(|i: usize| (i * 13 % 256) as u8)
@@ -321,7 +262,7 @@ async fn a_streamed_upload_arrives_in_chunks_of_upload_chunk_bytes() {
 
 #[tokio::test]
 async fn openapi_describes_http_bodies_as_binary() {
-    let files = Files::start();
+    let files = Files::start(CONFIG);
     let reply = send(Method::GET, &files.url("/openapi.json"), &[], Bytes::new()).await;
     assert_eq!(reply.status, 200);
     let doc = reply.json();

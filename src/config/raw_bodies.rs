@@ -21,8 +21,9 @@ pub struct RawBodyConfig {
     /// A client-streaming `HttpBody` upload is sent in messages of this many bytes (the last
     /// one smaller).
     pub upload_chunk_bytes: usize,
-    /// The most bytes an `HttpBody` upload may have (413 past it). A unary one is held
-    /// whole, so it is also bounded by `server.max_inflight_body_bytes`.
+    /// The most bytes an `HttpBody` upload or a `multipart/form-data` form may have (413
+    /// past it). A unary upload or a form is held whole, so it is also bounded by
+    /// `server.max_inflight_body_bytes`.
     pub max_upload_bytes: u64,
     /// Upstream header metadata of these names is answered as HTTP headers of the same name
     /// (not as `Grpc-Metadata-*`).

@@ -18,7 +18,7 @@ use super::duplex::RpcTimer;
 use super::raw_body;
 use super::stream::{self, StreamFormat};
 use super::websocket;
-use crate::binding::{self, body};
+use crate::binding::{self, body, multipart};
 use crate::codec::{self, Call, Printing, http_body};
 use crate::error::{Fault, GatewayError};
 use crate::routing::Lookup;
@@ -107,13 +107,14 @@ async fn call_route(
         config.upstream.max_timeout,
     )?;
     let declared = parts.headers.get(header::CONTENT_LENGTH);
-    let mut received = match route.raw_body {
-        // A raw upload held whole: bounded by its own limit (raw_body.rs).
-        Some(_) => {
+    let upload = route.raw_body.is_some() || form_boundary(route, &parts.headers).is_some();
+    let mut received = match upload {
+        // A raw upload or a form held whole: bounded by its own limit (raw_body.rs).
+        true => {
             let limit = usize::try_from(config.transcoding.raw_bodies.max_upload_bytes).unwrap_or(usize::MAX);
             gateway.bodies.receive_up_to(body, declared, limit).await?
         }
-        None => gateway.bodies.receive(body, declared).await?,
+        false => gateway.bodies.receive(body, declared).await?,
     };
     // Only a request whose body has arrived takes a place among those in flight
     // (body_intake.rs says why).
@@ -280,6 +281,11 @@ fn encode(
         let content_type = raw_body::content_type(&parts.headers);
         return Ok((target.frame(&bound, &content_type, &bytes)?, printing));
     }
+    if let Some(boundary) = form_boundary(route, &parts.headers) {
+        let form = multipart::parse(&bytes, &boundary)?;
+        let request = multipart::bind_form(route, vars, query, form, unknown)?;
+        return Ok((route.method.codec.encode_request(&request)?, printing));
+    }
     let body = if bytes.is_empty() {
         None
     } else {
@@ -308,6 +314,14 @@ fn encode(
         gateway.config.transcoding.unknown_query_parameters,
     )?;
     Ok((route.method.codec.encode_request(&request)?, printing))
+}
+
+/// The boundary of a `multipart/form-data` request on a route that takes forms (its
+/// request has a `bytes` or `HttpBody` field: `binding/multipart.rs`).
+fn form_boundary(route: &crate::routing::Route, headers: &http::HeaderMap) -> Option<String> {
+    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let boundary = multipart::boundary(content_type)?;
+    multipart::takes_forms(route).then_some(boundary)
 }
 
 /// `body` followed by the trailer metadata as `Grpc-Trailer-*` HTTP trailers, announced in

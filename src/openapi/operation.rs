@@ -15,6 +15,7 @@ use super::query;
 use super::schema::Schemas;
 use super::streams;
 use super::{ERROR_RESPONSES, PROBLEM_SUFFIX};
+use crate::binding::multipart;
 use crate::config::ErrorFormat;
 use crate::routing::template::Segment;
 use crate::routing::{BodyRule, Route};
@@ -290,11 +291,46 @@ fn request_body(route: &Route, schemas: &mut Schemas) -> Option<Value> {
             ),
         ),
     };
+    let mut content = json!({ "application/json": { "schema": schema } });
+    if multipart::takes_forms(route) {
+        content["multipart/form-data"] = json!({ "schema": form_schema(route, schemas) });
+    }
     Some(json!({
         "description": description,
         "required": false,
-        "content": { "application/json": { "schema": schema } }
+        "content": content
     }))
+}
+
+/// The form a route also takes (`binding/multipart.rs`): one part per field the path leaves
+/// free, files as binary; nested fields go by dotted names (`meta.author`).
+fn form_schema(route: &Route, schemas: &mut Schemas) -> Value {
+    let mut properties = Map::new();
+    for field in route.input.fields() {
+        if route
+            .path_fields
+            .iter()
+            .any(|p| p.fields.len() == 1 && p.leaf() == &field)
+        {
+            continue;
+        }
+        let file = match field.kind() {
+            Kind::Bytes => true,
+            Kind::Message(m) => crate::codec::http_body::is_http_body(&m),
+            _ => false,
+        };
+        let schema = match file {
+            true => json!({ "type": "string", "format": "binary" }),
+            false => schemas.field(&field),
+        };
+        properties.insert(field.json_name().to_string(), schema);
+    }
+    json!({
+        "type": "object",
+        "description": "Text parts are read as query values are (nested fields by dotted names); \
+                        file parts fill bytes and google.api.HttpBody fields.",
+        "properties": properties
+    })
 }
 
 /// An upload into a `google.api.HttpBody`: the raw bytes, whatever their content type.

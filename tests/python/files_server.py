@@ -12,6 +12,7 @@ the same metadata and bytes in messages of `chunk` bytes, the first with the con
 and with fail_after > 0 ends with DATA_LOSS after that many messages. Upload and
 StreamUpload answer the name, content type, size and sha256 of the bytes received, the
 number of messages and the largest message's data. Echo answers its HttpBody as it came.
+Submit answers the form's fields, and the size and sha256 of its files.
 
 Usage: files_server.py DESCRIPTORS
 """
@@ -42,6 +43,7 @@ def main() -> None:
         cls("files.v1.UploadRequest"),
         cls("files.v1.UploadReply"),
     )
+    SubmitRequest, SubmitReply = cls("files.v1.SubmitRequest"), cls("files.v1.SubmitReply")
 
     def headers(request, context):
         seen = dict(context.invocation_metadata()).get("if-none-match", "")
@@ -104,6 +106,20 @@ def main() -> None:
     def echo(request, context):
         return request
 
+    def submit(request, context):
+        return SubmitReply(
+            shelf=request.shelf,
+            title=request.title,
+            copies=request.copies,
+            ratings=list(request.ratings),
+            author=request.meta.author,
+            thumbnail_size=len(request.thumbnail),
+            thumbnail_sha256=hashlib.sha256(request.thumbnail).hexdigest(),
+            document_content_type=request.document.content_type,
+            document_size=len(request.document.data),
+            document_sha256=hashlib.sha256(request.document.data).hexdigest(),
+        )
+
     serialize = lambda m: m.SerializeToString()  # noqa: E731
     handlers = {
         "Download": grpc.unary_unary_rpc_method_handler(
@@ -117,6 +133,9 @@ def main() -> None:
         ),
         "StreamUpload": grpc.stream_unary_rpc_method_handler(
             stream_upload, request_deserializer=UploadRequest.FromString, response_serializer=serialize
+        ),
+        "Submit": grpc.unary_unary_rpc_method_handler(
+            submit, request_deserializer=SubmitRequest.FromString, response_serializer=serialize
         ),
         "Echo": grpc.unary_unary_rpc_method_handler(
             echo, request_deserializer=HttpBody.FromString, response_serializer=serialize
