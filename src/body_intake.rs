@@ -90,6 +90,18 @@ impl BodyIntake {
         body: Body,
         declared: Option<&HeaderValue>,
     ) -> Result<ReceivedBody, GatewayError> {
+        self.receive_up_to(body, declared, self.max_body_bytes).await
+    }
+
+    /// Like [`BodyIntake::receive`], with `limit` in place of `max_body_bytes`: a raw upload
+    /// (`google.api.HttpBody`) held whole is bounded by `transcoding.max_upload_bytes`, and
+    /// always by `max_inflight_body_bytes`, which it can never pass.
+    pub async fn receive_up_to(
+        &self,
+        body: Body,
+        declared: Option<&HeaderValue>,
+        limit: usize,
+    ) -> Result<ReceivedBody, GatewayError> {
         // Most requests (every GET) have no body: no budget, no timer, no collecting.
         if hyper::body::Body::is_end_stream(&body) {
             return Ok(ReceivedBody {
@@ -97,7 +109,7 @@ impl BodyIntake {
                 _reserved: None,
             });
         }
-        let limit = self.max_body_bytes;
+        let limit = limit.min(self.max_bytes);
         let declared = declared
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());

@@ -115,6 +115,8 @@ pub struct TranscodingConfig {
     pub client_metadata: ClientMetadata,
     /// How replies are printed, globally and per service and method (`output.rs`).
     pub output: OutputConfig,
+    /// Uploads and downloads of raw bodies, and response headers (`raw_bodies.rs`).
+    pub raw_bodies: RawBodyConfig,
 }
 
 /// Values from flags or env vars that replace the file's.
@@ -212,6 +214,10 @@ struct RawTranscoding {
     #[serde(default)]
     forward_headers: Vec<String>,
     client_metadata: Option<RawClientMetadata>,
+    upload_chunk_bytes: Option<usize>,
+    max_upload_bytes: Option<u64>,
+    #[serde(default)]
+    response_headers: Vec<String>,
     emit_unpopulated: Option<bool>,
     use_proto_names: Option<bool>,
     enums_as_numbers: Option<bool>,
@@ -369,6 +375,7 @@ impl RawConfig {
             unknown_query_parameters,
             forward_headers,
             client_metadata: RawClientMetadata::validate(t.client_metadata)?,
+            raw_bodies: raw_bodies::validate(t.upload_chunk_bytes, t.max_upload_bytes, &t.response_headers)?,
             output: OutputConfig {
                 global: OutputOverrides {
                     emit_unpopulated: t.emit_unpopulated,
@@ -407,6 +414,7 @@ mod client_metadata;
 mod cors;
 mod output;
 mod protocols;
+mod raw_bodies;
 mod rules;
 mod schema;
 mod values;
@@ -415,6 +423,7 @@ pub use client_metadata::ClientMetadata;
 use client_metadata::RawClientMetadata;
 pub use output::{ErrorFormat, OutputConfig, OutputOptions, OutputOverrides};
 pub use protocols::{ProtocolOverrides, ProtocolsConfig};
+pub use raw_bodies::RawBodyConfig;
 pub use schema::{SchemaConfig, SchemaSource};
 
 use rules::RawRule;

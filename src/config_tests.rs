@@ -19,6 +19,23 @@ fn shipped_config_parses() {
 }
 
 #[test]
+fn raw_body_keys_reach_the_transcoding_config() {
+    let text = "[transcoding]\nupload_chunk_bytes = 65536\nmax_upload_bytes = 1000\n\
+                response_headers = [\"Content-Disposition\", \"etag\"]\n";
+    let raw = parse(text).expect("valid").transcoding.raw_bodies;
+    assert_eq!((raw.upload_chunk_bytes, raw.max_upload_bytes), (65536, 1000));
+    let names: Vec<&str> = raw.response_headers.iter().map(HeaderName::as_str).collect();
+    assert_eq!(names, ["content-disposition", "etag"]);
+    let err = parse("[transcoding]\nresponse_headers = [\"content-length\"]\n").expect_err("refused");
+    assert!(
+        err.0
+            .starts_with("transcoding.response_headers: \"content-length\""),
+        "{}",
+        err.0
+    );
+}
+
+#[test]
 fn empty_config_gives_defaults() {
     let config = parse("").expect("empty is fine");
     assert_eq!(config.listen, "0.0.0.0:8080".parse().expect("addr"));
@@ -159,6 +176,7 @@ fn binary_and_shipped_defaults_agree_on_every_limit() {
         assert_eq!(s.http2_keepalive_interval, Duration::from_secs(30));
         assert_eq!(s.http2_keepalive_timeout, Duration::from_secs(20));
         assert_eq!(config.transcoding.client_metadata, super::ClientMetadata::All);
+        assert_eq!(config.transcoding.raw_bodies, RawBodyConfig::default());
         assert_eq!(s.drain_timeout, Duration::from_secs(20));
         assert_eq!(u.connect_timeout, Duration::from_secs(1));
         assert_eq!(u.timeout, Duration::from_secs(5));

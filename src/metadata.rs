@@ -211,18 +211,26 @@ fn insert(
 /// Copies upstream metadata into `Grpc-Metadata-*` response headers. Binary values are
 /// base64-encoded, as on the gRPC wire.
 pub fn to_http(metadata: &MetadataMap, headers: &mut HeaderMap) {
-    write(metadata, headers, METADATA_PREFIX);
+    write(metadata, headers, METADATA_PREFIX, &[]);
+}
+
+/// Like [`to_http`], except that metadata named in `plain` (`transcoding.response_headers`,
+/// such as `content-disposition` or `etag`) becomes the HTTP header of that very name. The
+/// list is checked when the config is read: it never names a header that frames the
+/// response.
+pub fn to_http_with(metadata: &MetadataMap, headers: &mut HeaderMap, plain: &[HeaderName]) {
+    write(metadata, headers, METADATA_PREFIX, plain);
 }
 
 /// Copies the upstream's trailer metadata into `Grpc-Trailer-*` HTTP trailers.
 pub fn trailers_to_http(metadata: &MetadataMap, trailers: &mut HeaderMap) {
-    write(metadata, trailers, TRAILER_PREFIX);
+    write(metadata, trailers, TRAILER_PREFIX, &[]);
 }
 
 /// Copies upstream metadata into response headers named `{prefix}{key}`: `""` for Connect's
 /// leading metadata, `"trailer-"` for its trailing metadata in a unary answer.
 pub fn to_http_prefixed(metadata: &MetadataMap, headers: &mut HeaderMap, prefix: &str) {
-    write(metadata, headers, prefix);
+    write(metadata, headers, prefix, &[]);
 }
 
 /// Whether the client takes HTTP trailers: `TE: trailers` (RFC 9110 §10.1.4).
@@ -238,7 +246,7 @@ pub fn accepts_trailers(headers: &HeaderMap) -> bool {
     })
 }
 
-fn write(metadata: &MetadataMap, headers: &mut HeaderMap, prefix: &str) {
+fn write(metadata: &MetadataMap, headers: &mut HeaderMap, prefix: &str, plain: &[HeaderName]) {
     for entry in metadata.iter() {
         let (name, value) = match entry {
             KeyAndValueRef::Ascii(key, value) => (
@@ -250,6 +258,12 @@ fn write(metadata: &MetadataMap, headers: &mut HeaderMap, prefix: &str) {
                 HeaderValue::from_bytes(value.as_encoded_bytes()).ok(),
             ),
         };
+        if let Some(header) = plain.iter().find(|h| h.as_str() == name) {
+            if let Some(value) = value {
+                headers.append(header.clone(), value);
+            }
+            continue;
+        }
         if is_forbidden(name) {
             continue;
         }

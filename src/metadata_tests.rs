@@ -81,6 +81,33 @@ fn upstream_metadata_becomes_grpc_metadata_headers() {
 }
 
 #[test]
+fn allow_listed_response_metadata_becomes_plain_headers() {
+    let mut md = MetadataMap::new();
+    md.insert(
+        "content-disposition",
+        AsciiMetadataValue::from_static("attachment; filename=\"a.csv\""),
+    );
+    md.insert("etag", AsciiMetadataValue::from_static("\"v1\""));
+    md.insert("x-served-by", AsciiMetadataValue::from_static("host-1"));
+    let mut out = HeaderMap::new();
+    let plain = [
+        HeaderName::from_static("content-disposition"),
+        HeaderName::from_static("etag"),
+    ];
+    to_http_with(&md, &mut out, &plain);
+    assert_eq!(out["content-disposition"], "attachment; filename=\"a.csv\"");
+    assert_eq!(out["etag"], "\"v1\"");
+    assert_eq!(out["grpc-metadata-x-served-by"], "host-1");
+    assert!(out.get("grpc-metadata-etag").is_none());
+    // Without the allow-list, content-* metadata is never answered.
+    let mut out = HeaderMap::new();
+    to_http(&md, &mut out);
+    assert!(out.get("content-disposition").is_none());
+    assert!(out.get("grpc-metadata-content-disposition").is_none());
+    assert_eq!(out["grpc-metadata-etag"], "\"v1\"");
+}
+
+#[test]
 fn malformed_traceparent_is_dropped_with_its_tracestate() {
     let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     for (traceparent, forwarded) in [

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use http::uri::PathAndQuery;
 use prost_reflect::{DescriptorPool, MessageDescriptor, MethodDescriptor};
 
-use crate::codec::{Codec, compiled};
+use crate::codec::{Codec, compiled, http_body};
 
 /// How a method is called: gRPC's four shapes. Every shape is in the table; the front-ends
 /// say how each is carried (`gateway/client_stream.rs`, `gateway/websocket.rs`).
@@ -46,6 +46,9 @@ pub struct Method {
     /// The method itself: its service, options and comments (for the OpenAPI document).
     pub descriptor: MethodDescriptor,
     pub codec: Arc<dyn Codec>,
+    /// The reply is `google.api.HttpBody`: answered as its raw bytes, not as JSON
+    /// (`codec/http_body.rs`).
+    pub raw_reply: bool,
 }
 
 impl Method {
@@ -113,6 +116,7 @@ impl MethodTable {
                     output: descriptor.output(),
                     descriptor: descriptor.clone(),
                     codec,
+                    raw_reply: http_body::is_http_body(&descriptor.output()),
                 };
                 table
                     .by_name

@@ -9,6 +9,7 @@ pub mod body;
 
 mod enum_names;
 pub mod fields;
+pub mod multipart;
 mod nulls;
 mod query;
 mod query_paths;
@@ -138,7 +139,7 @@ pub fn whole_message(
 
 /// Sets `value` at `path`, creating intermediate objects. The key is the json name; a value
 /// the client sent under the proto name is replaced, so pbjson never sees both spellings.
-fn set(object: &mut Map<String, Value>, path: &FieldPath, value: Value) {
+pub(super) fn set(object: &mut Map<String, Value>, path: &FieldPath, value: Value) {
     let mut current = object;
     for (i, field) in path.fields.iter().enumerate() {
         if field.name() != field.json_name() {

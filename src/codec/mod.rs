@@ -11,6 +11,7 @@
 pub mod compiled;
 pub mod dynamic;
 pub mod enum_prefix;
+pub mod http_body;
 mod keys;
 pub mod selection;
 pub mod straight;
@@ -167,17 +168,32 @@ pub struct UnaryReply {
 /// A unary call: one request, one reply, then status OK.
 pub async fn unary(codec: &dyn Codec, call: Call) -> Result<UnaryReply, GatewayError> {
     let (connection, outgoing, timeout, printing) = call.outgoing();
-    let started = Instant::now();
-    let reply = tokio::time::timeout(timeout, grpc::unary(&connection, outgoing))
-        .await
-        .map_err(|_| GatewayError::deadline_exceeded(timeout))?
-        .map_err(|err| at_the_deadline(err, started, timeout))?;
+    let reply = unary_within(&connection, outgoing, timeout).await?;
     let json = printing.decode(codec, reply.message)?;
     Ok(UnaryReply {
         json,
         metadata: reply.initial,
         trailers: reply.trailing,
     })
+}
+
+/// A unary call whose reply message is kept as it came (a `google.api.HttpBody` reply is
+/// answered raw, `http_body.rs`).
+pub async fn unary_message(call: Call) -> Result<grpc::Unary, GatewayError> {
+    let (connection, outgoing, timeout, _) = call.outgoing();
+    unary_within(&connection, outgoing, timeout).await
+}
+
+async fn unary_within(
+    connection: &Arc<Connection>,
+    outgoing: Outgoing,
+    timeout: Duration,
+) -> Result<grpc::Unary, GatewayError> {
+    let started = Instant::now();
+    tokio::time::timeout(timeout, grpc::unary(connection, outgoing))
+        .await
+        .map_err(|_| GatewayError::deadline_exceeded(timeout))?
+        .map_err(|err| at_the_deadline(err, started, timeout))
 }
 
 /// How close to the deadline an upstream CANCELLED still counts as the deadline.
@@ -195,15 +211,25 @@ fn at_the_deadline(err: GatewayError, started: Instant, timeout: Duration) -> Ga
 }
 
 /// The upstream's answer to a server-streaming call: its header metadata and a stream of
-/// JSON-encoded messages that ends after the first error.
-pub struct StreamReply {
+/// messages (JSON-encoded unless said otherwise) that ends after the first error.
+pub struct StreamReply<T = Vec<u8>> {
     pub metadata: MetadataMap,
-    pub messages: BoxStream<'static, Result<Vec<u8>, GatewayError>>,
+    pub messages: BoxStream<'static, Result<T, GatewayError>>,
 }
 
 /// A server-streaming call. The deadline covers the whole stream, as a gRPC deadline does.
 pub async fn server_streaming(codec: Arc<dyn Codec>, call: Call) -> Result<StreamReply, GatewayError> {
-    let (connection, outgoing, timeout, printing) = call.outgoing();
+    let printing = call.printing.clone();
+    server_streaming_with(call, move |bytes| printing.decode(&*codec, bytes)).await
+}
+
+/// A server-streaming call whose messages `decode` turns into what the front-end sends
+/// (JSON for [`server_streaming`], an `HttpBody`'s data for a raw download).
+pub async fn server_streaming_with<T: Send + 'static>(
+    call: Call,
+    decode: impl Fn(Bytes) -> Result<T, GatewayError> + Send + Sync + 'static,
+) -> Result<StreamReply<T>, GatewayError> {
+    let (connection, outgoing, timeout, _) = call.outgoing();
     let deadline = Instant::now() + timeout;
     let mut reply = tokio::time::timeout_at(deadline, grpc::call(&connection, outgoing))
         .await
@@ -213,14 +239,14 @@ pub async fn server_streaming(codec: Arc<dyn Codec>, call: Call) -> Result<Strea
         reply.message().await?;
     }
     let metadata = reply.initial_metadata();
+    let decode = Arc::new(decode);
     let messages = futures_util::stream::unfold(Some(reply), move |state| {
-        let codec = codec.clone();
-        let printing = printing.clone();
+        let decode = decode.clone();
         async move {
             let mut reply = state?;
             let next = match tokio::time::timeout_at(deadline, reply.message()).await {
                 Err(_) => Err(GatewayError::deadline_exceeded(timeout)),
-                Ok(Ok(Some(bytes))) => printing.decode(&*codec, bytes),
+                Ok(Ok(Some(bytes))) => decode(bytes),
                 Ok(Ok(None)) => return None,
                 Ok(Err(err)) => Err(err),
             };

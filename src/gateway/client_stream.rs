@@ -8,7 +8,9 @@
 //!
 //! A bad message N is answered with 400 naming N, and the upstream call is reset with
 //! CANCEL, so the upstream never takes the half-stream for a complete one. The call itself
-//! (encoding, reply, metrics) is `duplex.rs`.
+//! (encoding, reply, metrics) is `duplex.rs`. A route whose body is a `google.api.HttpBody`
+//! takes the body raw instead, cut into chunks (`raw_body.rs`), and an `HttpBody` reply is
+//! answered raw.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +24,9 @@ use http_body_util::BodyExt as _;
 use super::Gateway;
 use super::duplex::{self, Encoder, Failure, Head, Held, RpcTimer};
 use super::messages::{Form, Splitter};
+use super::raw_body::{self, Chunker};
 use super::stream::{self, StreamFormat};
-use crate::codec::{Printing, StreamReply};
+use crate::codec::StreamReply;
 use crate::error::GatewayError;
 use crate::grpc::Requests;
 use crate::routing::Route;
@@ -40,16 +43,37 @@ pub(super) async fn call(
     body: Body,
 ) -> Result<Response, GatewayError> {
     let config = &gateway.config;
+    let raw = &config.transcoding.raw_bodies;
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let splitter = Splitter::new(Form::of(content_type)?, config.server.max_body_bytes);
+    // A raw upload (an HttpBody body) takes any content type; JSON messages need theirs.
+    let splitter = match route.raw_body {
+        Some(_) if raw_body::declared_too_large(&parts.headers, raw.max_upload_bytes) => {
+            return Err(raw_body::too_large(raw.max_upload_bytes));
+        }
+        Some(_) => None,
+        None => Some(Splitter::new(
+            Form::of(content_type)?,
+            config.server.max_body_bytes,
+        )),
+    };
     let Head {
         encoder,
         printing,
         metadata,
     } = Head::of(gateway, schema, route, vars, &parts)?;
+    let chunker = match &route.raw_body {
+        Some(target) => Some(Chunker {
+            target: target.clone(),
+            bound: encoder.bound()?,
+            content_type: raw_body::content_type(&parts.headers),
+            chunk_bytes: raw.upload_chunk_bytes,
+            max_bytes: raw.max_upload_bytes,
+        }),
+        None => None,
+    };
     let timeout = grpc::deadline(
         &parts.headers,
         config.upstream.timeout,
@@ -64,14 +88,14 @@ pub(super) async fn call(
         .await
         .inspect_err(|err| timer.failed(err))?;
     let failure = Failure::default();
-    let task = tokio::spawn(pump(
-        body,
-        splitter,
-        requests,
-        encoder,
-        failure.clone(),
-        config.server.body_timeout,
-    ));
+    let idle = config.server.body_timeout;
+    let task = match (splitter, chunker) {
+        (_, Some(chunker)) => tokio::spawn(raw_body::pump(body, chunker, requests, failure.clone(), idle)),
+        (Some(splitter), None) => {
+            tokio::spawn(pump(body, splitter, requests, encoder, failure.clone(), idle))
+        }
+        (None, None) => return Err(GatewayError::internal("a request stream without a form")),
+    };
     let held = Held::new(Some(task), Some(permit));
     let reply = duplex::head(pending, deadline, timeout, &failure).await;
     let mut reply = match reply {
@@ -95,34 +119,34 @@ pub(super) async fn call(
             metadata,
             messages: timer.observe(messages),
         };
-        return stream::respond(reply, StreamFormat::from_headers(&parts.headers)).await;
+        let plain = &raw.response_headers;
+        return stream::respond(reply, StreamFormat::from_headers(&parts.headers), plain).await;
     }
-    let outcome = one_reply(
-        &mut reply,
-        method.codec.as_ref(),
-        &printing,
-        (deadline, timeout),
-        &failure,
-    )
-    .await;
+    let outcome = one_reply(&mut reply, (deadline, timeout), &failure).await;
     drop(held);
-    timer.finish(&outcome);
-    let json = outcome?;
-    let mut response = json.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    metadata::to_http(&reply.metadata(), headers);
-    Ok(response)
+    let plain = &raw.response_headers;
+    // An HttpBody reply is answered raw (raw_body.rs), any other as JSON.
+    let response = outcome.and_then(|message| {
+        let initial = reply.metadata();
+        if method.raw_reply {
+            return raw_body::unary_response(message, &initial, &reply.trailing_metadata(), plain);
+        }
+        let mut response = printing.decode(method.codec.as_ref(), message)?.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        metadata::to_http_with(&initial, headers, plain);
+        Ok(response)
+    });
+    timer.finish(&response);
+    response
 }
 
 /// A client-streaming call's one reply message, then status OK.
 async fn one_reply(
     reply: &mut grpc::Reply,
-    codec: &dyn crate::codec::Codec,
-    printing: &Printing,
     (deadline, timeout): (tokio::time::Instant, Duration),
     failure: &Failure,
-) -> Result<Vec<u8>, GatewayError> {
+) -> Result<bytes::Bytes, GatewayError> {
     let mut next = async || match tokio::time::timeout_at(deadline, reply.message()).await {
         Err(_) => Err(GatewayError::deadline_exceeded(timeout)),
         Ok(outcome) => outcome.map_err(|err| failure.or(err)),
@@ -135,7 +159,7 @@ async fn one_reply(
             "more than one message for a client-streaming call",
         ));
     }
-    printing.decode(codec, message)
+    Ok(message)
 }
 
 /// Request messages completed by one chunk of the body are sent in DATA frames of about

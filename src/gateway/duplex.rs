@@ -109,6 +109,14 @@ impl Encoder {
         &self.schema.routes().routes()[self.index]
     }
 
+    /// What the path and query bind, as one framed message with no body: the part of every
+    /// message of a raw upload (`raw_body.rs`) that is not the upload's bytes.
+    pub fn bound(&self) -> Result<Bytes, GatewayError> {
+        let route = self.route();
+        let request = binding::bind(route, &self.vars, self.query.as_deref(), None, self.unknown)?;
+        route.method.codec.encode_request(&request)
+    }
+
     /// One request message (JSON) as one framed protobuf message. A message that does not
     /// fit the type is the client's fault (400), worded as for a unary body.
     pub fn encode(&self, message: &[u8]) -> Result<Bytes, GatewayError> {
@@ -295,10 +303,10 @@ impl RpcTimer {
     }
 
     /// `messages`, with the call recorded when the stream ends or is dropped.
-    pub fn observe(
+    pub fn observe<T: Send + 'static>(
         mut self,
-        messages: BoxStream<'static, Result<Vec<u8>, GatewayError>>,
-    ) -> BoxStream<'static, Result<Vec<u8>, GatewayError>> {
+        messages: BoxStream<'static, Result<T, GatewayError>>,
+    ) -> BoxStream<'static, Result<T, GatewayError>> {
         futures_util::stream::unfold(Some((messages, self.take())), |state| async move {
             let (mut messages, mut timer) = state?;
             match messages.next().await {

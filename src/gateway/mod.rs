@@ -14,6 +14,7 @@ mod grpc_web;
 mod json_envelopes;
 mod messages;
 mod passthrough;
+mod raw_body;
 mod relayed;
 pub mod reload;
 pub mod served;

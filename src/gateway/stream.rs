@@ -52,7 +52,13 @@ impl StreamFormat {
 }
 
 /// Renders the stream as an HTTP response in `format`.
-pub async fn respond(reply: StreamReply, format: StreamFormat) -> Result<Response, GatewayError> {
+/// Upstream metadata named in `plain` (`transcoding.response_headers`) comes back as plain
+/// headers.
+pub async fn respond(
+    reply: StreamReply,
+    format: StreamFormat,
+    plain: &[http::HeaderName],
+) -> Result<Response, GatewayError> {
     let (content_type, body) = match format {
         StreamFormat::JsonArray => {
             // Buffered by definition, so bounded: a long stream belongs in NDJSON or SSE.
@@ -86,12 +92,15 @@ pub async fn respond(reply: StreamReply, format: StreamFormat) -> Result<Respons
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    crate::metadata::to_http_with(&reply.metadata, headers, plain);
     if format != StreamFormat::JsonArray {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // The upstream's own cache-control (allow-listed) wins over the stream's default.
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-cache"));
         // Tells nginx-style proxies in front of us not to buffer the stream.
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     }
-    crate::metadata::to_http(&reply.metadata, headers);
     Ok(response)
 }
 

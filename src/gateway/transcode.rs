@@ -15,10 +15,11 @@ use http::{HeaderValue, StatusCode, header};
 use super::Gateway;
 use super::client_stream;
 use super::duplex::RpcTimer;
+use super::raw_body;
 use super::stream::{self, StreamFormat};
 use super::websocket;
-use crate::binding::{self, body};
-use crate::codec::{self, Call, Printing};
+use crate::binding::{self, body, multipart};
+use crate::codec::{self, Call, Printing, http_body};
 use crate::error::{Fault, GatewayError};
 use crate::routing::Lookup;
 use crate::schema::Schema;
@@ -105,10 +106,16 @@ async fn call_route(
         config.upstream.timeout,
         config.upstream.max_timeout,
     )?;
-    let mut received = gateway
-        .bodies
-        .receive(body, parts.headers.get(header::CONTENT_LENGTH))
-        .await?;
+    let declared = parts.headers.get(header::CONTENT_LENGTH);
+    let upload = route.raw_body.is_some() || form_boundary(route, &parts.headers).is_some();
+    let mut received = match upload {
+        // A raw upload or a form held whole: bounded by its own limit (raw_body.rs).
+        true => {
+            let limit = usize::try_from(config.transcoding.raw_bodies.max_upload_bytes).unwrap_or(usize::MAX);
+            gateway.bodies.receive_up_to(body, declared, limit).await?
+        }
+        false => gateway.bodies.receive(body, declared).await?,
+    };
     // Only a request whose body has arrived takes a place among those in flight
     // (body_intake.rs says why).
     let _permit = gateway.admission.admit()?;
@@ -117,7 +124,11 @@ async fn call_route(
     // reaches the upstream, and a retry sends the same bytes. The body's bytes go as soon
     // as it is encoded; its share of the in-flight budget stays with the request. A large
     // body waits for its turn to be decoded (body_intake.rs says why).
-    let turn = gateway.bodies.decode_turn(received.bytes.len()).await;
+    // A raw upload is copied, not decoded: it needs no turn.
+    let turn = match route.raw_body {
+        Some(_) => None,
+        None => gateway.bodies.decode_turn(received.bytes.len()).await,
+    };
     let (request, printing) = encode(gateway, route, vars, &parts, std::mem::take(&mut received.bytes))?;
     drop(turn);
 
@@ -142,6 +153,10 @@ async fn call_route(
             printing: printing.clone(),
         })
     };
+    let plain = &config.transcoding.raw_bodies.response_headers;
+    if method.raw_reply {
+        return raw_reply(gateway, method, timeout, started, call, plain).await;
+    }
     if method.is_streaming() {
         let mut timer = RpcTimer::start(gateway, method);
         // Only a stream that never left may go again: no message was sent yet.
@@ -156,7 +171,7 @@ async fn call_route(
             metadata: reply.metadata,
             messages: timer.observe(reply.messages),
         };
-        return stream::respond(reply, StreamFormat::from_headers(&parts.headers)).await;
+        return stream::respond(reply, StreamFormat::from_headers(&parts.headers), plain).await;
     }
     let outcome = retry::once(
         timeout,
@@ -201,11 +216,45 @@ async fn call_route(
     if route.success_status != StatusCode::NO_CONTENT {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
-    metadata::to_http(&reply.metadata, headers);
+    metadata::to_http_with(&reply.metadata, headers, plain);
     if !trailers {
-        metadata::to_http(&reply.trailers, headers);
+        metadata::to_http_with(&reply.trailers, headers, plain);
     }
     Ok(response)
+}
+
+/// A call whose reply is `google.api.HttpBody`: one raw body, or a raw stream
+/// (`raw_body.rs`), with the same retry rule and metrics as a JSON reply.
+async fn raw_reply(
+    gateway: &Arc<Gateway>,
+    method: &Arc<crate::method::Method>,
+    timeout: Duration,
+    started: Instant,
+    mut call: impl FnMut(Duration) -> Result<Call, GatewayError>,
+    plain: &[http::HeaderName],
+) -> Result<Response, GatewayError> {
+    let mut timer = RpcTimer::start(gateway, method);
+    if method.is_streaming() {
+        let reply = retry::once(timeout, started, GatewayError::never_sent, |timeout| {
+            let call = call(timeout);
+            async move { codec::server_streaming_with(call?, http_body::decode).await }
+        })
+        .await
+        .inspect_err(|err| timer.failed(err))?;
+        let reply = codec::StreamReply {
+            metadata: reply.metadata,
+            messages: timer.observe(reply.messages),
+        };
+        return raw_body::stream_response(reply, plain).await;
+    }
+    let outcome = retry::once(timeout, started, GatewayError::never_sent, |timeout| {
+        let call = call(timeout);
+        async move { codec::unary_message(call?).await }
+    })
+    .await;
+    timer.finish(&outcome);
+    let reply = outcome?;
+    raw_body::unary_response(reply.message, &reply.initial, &reply.trailing, plain)
 }
 
 /// The request message for `route`, framed: straight from the body when the route takes
@@ -222,6 +271,21 @@ fn encode(
     let (query, printing) =
         binding::system::printing(route, parts.uri.query().unwrap_or(""), &parts.headers)?;
     let query = Some(query.as_ref()).filter(|q| !q.is_empty());
+    let unknown = gateway.config.transcoding.unknown_query_parameters;
+    if let Some(target) = &route.raw_body {
+        // The raw bytes, whatever their type, after what the path and query bound.
+        let bound = route
+            .method
+            .codec
+            .encode_request(&binding::bind(route, vars, query, None, unknown)?)?;
+        let content_type = raw_body::content_type(&parts.headers);
+        return Ok((target.frame(&bound, &content_type, &bytes)?, printing));
+    }
+    if let Some(boundary) = form_boundary(route, &parts.headers) {
+        let form = multipart::parse(&bytes, &boundary)?;
+        let request = multipart::bind_form(route, vars, query, form, unknown)?;
+        return Ok((route.method.codec.encode_request(&request)?, printing));
+    }
     let body = if bytes.is_empty() {
         None
     } else {
@@ -250,6 +314,18 @@ fn encode(
         gateway.config.transcoding.unknown_query_parameters,
     )?;
     Ok((route.method.codec.encode_request(&request)?, printing))
+}
+
+/// The boundary of a `multipart/form-data` request on a route that takes forms (its
+/// request has a `bytes` or `HttpBody` field: `binding/multipart.rs`).
+fn form_boundary(route: &crate::routing::Route, headers: &http::HeaderMap) -> Option<String> {
+    // A route without a body (the seed call's) never looks at the header.
+    if matches!(route.body, crate::routing::BodyRule::None) || route.raw_body.is_some() {
+        return None;
+    }
+    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let boundary = multipart::boundary(content_type)?;
+    multipart::takes_forms(route).then_some(boundary)
 }
 
 /// `body` followed by the trailer metadata as `Grpc-Trailer-*` HTTP trailers, announced in

@@ -15,6 +15,7 @@ use super::query;
 use super::schema::Schemas;
 use super::streams;
 use super::{ERROR_RESPONSES, PROBLEM_SUFFIX};
+use crate::binding::multipart;
 use crate::config::ErrorFormat;
 use crate::routing::template::Segment;
 use crate::routing::{BodyRule, Route};
@@ -89,6 +90,9 @@ fn reply_response(route: &Route, method: &MethodDescriptor, schemas: &mut Schema
     if route.success_status == StatusCode::NO_CONTENT {
         return json!({ "description": format!("{} succeeded; no body.", route.method.full_name) });
     }
+    if route.method.raw_reply {
+        return raw_response(route);
+    }
     let selected = route.response_body.as_deref().and_then(|name| {
         output
             .get_field_by_json_name(name)
@@ -119,6 +123,22 @@ fn reply_response(route: &Route, method: &MethodDescriptor, schemas: &mut Schema
     json!({
         "description": description,
         "content": { "application/json": { "schema": schema } }
+    })
+}
+
+/// A `google.api.HttpBody` reply: its bytes, in the content type the reply names (so any),
+/// streamed for a server-streaming method.
+fn raw_response(route: &Route) -> Value {
+    let streamed = match route.method.streams_replies() {
+        true => ", written as its messages arrive (the first one's content type heads the response)",
+        false => "",
+    };
+    json!({
+        "description": format!(
+            "The raw bytes of the {} reply (google.api.HttpBody){streamed}; Content-Type is the reply's content_type.",
+            route.method.full_name
+        ),
+        "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } }
     })
 }
 
@@ -226,6 +246,9 @@ fn render_segments(segments: &[Segment]) -> String {
 
 /// The request body: the whole message (minus top-level path fields) or one field.
 fn request_body(route: &Route, schemas: &mut Schemas) -> Option<Value> {
+    if route.raw_body.is_some() {
+        return Some(raw_request_body(route));
+    }
     let (schema, description) = match &route.body {
         BodyRule::None => return None,
         BodyRule::Whole => {
@@ -268,11 +291,66 @@ fn request_body(route: &Route, schemas: &mut Schemas) -> Option<Value> {
             ),
         ),
     };
+    let mut content = json!({ "application/json": { "schema": schema } });
+    if multipart::takes_forms(route) {
+        content["multipart/form-data"] = json!({ "schema": form_schema(route, schemas) });
+    }
     Some(json!({
         "description": description,
         "required": false,
-        "content": { "application/json": { "schema": schema } }
+        "content": content
     }))
+}
+
+/// The form a route also takes (`binding/multipart.rs`): one part per field the path leaves
+/// free, files as binary; nested fields go by dotted names (`meta.author`).
+fn form_schema(route: &Route, schemas: &mut Schemas) -> Value {
+    let mut properties = Map::new();
+    for field in route.input.fields() {
+        if route
+            .path_fields
+            .iter()
+            .any(|p| p.fields.len() == 1 && p.leaf() == &field)
+        {
+            continue;
+        }
+        let file = match field.kind() {
+            Kind::Bytes => true,
+            Kind::Message(m) => crate::codec::http_body::is_http_body(&m),
+            _ => false,
+        };
+        let schema = match file {
+            true => json!({ "type": "string", "format": "binary" }),
+            false => schemas.field(&field),
+        };
+        properties.insert(field.json_name().to_string(), schema);
+    }
+    json!({
+        "type": "object",
+        "description": "Text parts are read as query values are (nested fields by dotted names); \
+                        file parts fill bytes and google.api.HttpBody fields.",
+        "properties": properties
+    })
+}
+
+/// An upload into a `google.api.HttpBody`: the raw bytes, whatever their content type.
+fn raw_request_body(route: &Route) -> Value {
+    let target = match &route.body {
+        BodyRule::Field(field) => format!("the `{}` field (google.api.HttpBody)", field.json_path()),
+        _ => "the google.api.HttpBody request".to_string(),
+    };
+    let streamed = match route.method.streams_requests() {
+        true => ", sent upstream in messages of `transcoding.upload_chunk_bytes` as it arrives",
+        false => "",
+    };
+    json!({
+        "description": format!(
+            "The raw bytes of {target} of {}, with the request's Content-Type as its content_type{streamed}.",
+            route.method.full_name
+        ),
+        "required": false,
+        "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } }
+    })
 }
 
 /// The method's full name; with the HTTP method and path added when the method has several

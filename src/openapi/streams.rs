@@ -35,6 +35,16 @@ pub(super) fn request_body(route: &Route, message: Value) -> Value {
 pub(super) fn shape_note(route: &Route) -> Option<String> {
     let note = match route.method.kind {
         MethodKind::Unary => return None,
+        MethodKind::ServerStreaming if route.method.raw_reply => {
+            "Server streaming of google.api.HttpBody: one response of the replies' bytes, \
+             written as they arrive; a failure after the first byte ends the response \
+             abnormally (an HTTP/2 reset, or an HTTP/1.1 body without its last chunk)."
+        }
+        MethodKind::ClientStreaming if route.raw_body.is_some() => {
+            "Client streaming of google.api.HttpBody: the body is the upload, sent upstream in \
+             messages of `transcoding.upload_chunk_bytes` as it arrives; the answer is the one \
+             reply."
+        }
         MethodKind::ServerStreaming => {
             "Server streaming: the replies come as NDJSON, SSE or a JSON array, as `Accept` asks."
         }

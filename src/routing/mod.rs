@@ -17,6 +17,7 @@ use http::Method;
 use prost_reflect::MessageDescriptor;
 
 use crate::codec::ReplyForm;
+use crate::codec::http_body::RawTarget;
 pub use crate::config::RuleSpec;
 use crate::method::Method as Rpc;
 use field_path::FieldPath;
@@ -55,6 +56,10 @@ pub struct Route {
     /// One field path per template variable, in template order.
     pub path_fields: Vec<FieldPath>,
     pub body: BodyRule,
+    /// Where the raw request body goes when the body is a `google.api.HttpBody` (the whole
+    /// request, or the body field): its bytes and `Content-Type`, whatever the type, in
+    /// place of JSON (`codec/http_body.rs`).
+    pub raw_body: Option<RawTarget>,
     /// Extra query parameter names (`ids` → `userIDs`).
     pub query_aliases: HashMap<String, FieldPath>,
     /// Answer with only this reply field (its key as printed: json or proto name), as

@@ -11,6 +11,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, Kind, Value};
 
 use super::field_path::FieldPath;
 use super::{BodyRule, Route, RouteTable, Template};
+use crate::codec::http_body::RawTarget;
 use crate::codec::{ReplyForm, enum_prefix};
 use crate::config::{OutputConfig, RuleSpec};
 use crate::method::MethodTable;
@@ -124,6 +125,11 @@ fn build_route(
     if spec.http_method == Method::GET && !matches!(body, BodyRule::None) {
         return Err("a GET rule cannot take a body".to_string());
     }
+    let raw_body = match &body {
+        BodyRule::None => None,
+        BodyRule::Whole => RawTarget::whole(&input),
+        BodyRule::Field(path) => RawTarget::field(&path.fields),
+    };
 
     let mut query_aliases = HashMap::new();
     for (alias, target) in &spec.query_aliases {
@@ -167,6 +173,9 @@ fn build_route(
         }
         Some(code) => return Err(format!("success_status {code} is not a 2xx status")),
     };
+    if entry.raw_reply && response_body.is_some() {
+        return Err("response_body does not apply to a google.api.HttpBody reply".to_string());
+    }
     if entry.is_streaming() && (response_body.is_some() || spec.success_status.is_some()) {
         return Err("response_body and success_status do not apply to a streaming method".to_string());
     }
@@ -192,6 +201,7 @@ fn build_route(
         input,
         path_fields,
         body,
+        raw_body,
         query_aliases,
         origin: spec.origin.clone(),
     })

@@ -1,6 +1,6 @@
-//! gzip response compression negotiated with `Accept-Encoding`. Streams (NDJSON and SSE) are
-//! never compressed, so that each message is flushed as it arrives instead of waiting in a
-//! compressor's buffer.
+//! gzip response compression negotiated with `Accept-Encoding`. Streams (NDJSON, SSE and
+//! raw HttpBody streams, which carry `X-Accel-Buffering: no`) are never compressed, so that
+//! each message is flushed as it arrives instead of waiting in a compressor's buffer.
 
 use http::header;
 use tower_http::compression::CompressionLayer;
@@ -40,6 +40,15 @@ impl Predicate for Compressible {
                 .and_then(|v| v.parse().ok())
         });
         if size.is_some_and(|size| size < 32) {
+            return false;
+        }
+        // A stream that asks proxies not to buffer it (a raw HttpBody download of any
+        // content type, gateway/raw_body.rs) is not buffered by a compressor either.
+        if response
+            .headers()
+            .get("x-accel-buffering")
+            .is_some_and(|v| v.as_bytes() == b"no")
+        {
             return false;
         }
         let content_type = response

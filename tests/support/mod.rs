@@ -3,12 +3,13 @@
 //! (`raw_upstream.rs`), the gateway served in-process on `127.0.0.1:0` (`gateway.rs`), a
 //! small HTTP client (`http.rs`), helpers for real child processes (`process.rs`), the Go
 //! client and server of `clients/go` (`go.rs`), the Library test service behind both codecs
-//! (`library.rs`), per-run certificates (`tls.rs`) and headless
+//! (`library.rs`), the HttpBody file service (`files.rs`), per-run certificates (`tls.rs`) and headless
 //! Chromium with a page server and a wire tap (`browser.rs`). Not every test file uses every
 //! piece.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod browser;
+pub mod files;
 pub mod gateway;
 pub mod go;
 pub mod http;

@@ -1,0 +1,66 @@
+//! The file service of the HttpBody tests (`tests/protos/files/v1/files.proto`) on the real
+//! Python grpcio server (`tests/python/files_server.py`), and a real gateway in front of it
+//! on its descriptor set.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::TempDir;
+use super::process::{ChildGuard, manifest_dir, spawn_gateway, spawn_python_script};
+
+/// The file service's descriptor set (imports included) in `dir`.
+pub fn descriptor_set(dir: &TempDir) -> PathBuf {
+    let includes = [manifest_dir().join("tests/protos"), manifest_dir().join("proto")];
+    let mut compiler = protox::Compiler::new(includes).expect("compiler");
+    compiler.include_imports(true).include_source_info(false);
+    compiler
+        .open_files(["files/v1/files.proto"])
+        .expect("files.proto compiles");
+    let path = dir.join("files.binpb");
+    std::fs::write(&path, compiler.encode_file_descriptor_set()).expect("write descriptors");
+    path
+}
+
+/// The Python file server and a gateway in front of it, on the descriptor set.
+pub struct Files {
+    pub addr: SocketAddr,
+    _gateway: ChildGuard,
+    _server: ChildGuard,
+    _dir: TempDir,
+}
+
+impl Files {
+    /// The server and a gateway on `config` (a whole config file's text).
+    pub fn start(config: &str) -> Files {
+        let dir = TempDir::new("http-body");
+        let set = descriptor_set(&dir);
+        let set = set.to_str().expect("UTF-8 path");
+        let (server, upstream) = spawn_python_script("files_server.py", &[set], "files_server listening on ");
+        let config_text = config;
+        let config = dir.join("protogate.toml");
+        std::fs::write(&config, config_text).expect("config");
+        let upstream = format!("http://{upstream}");
+        let schema = format!("descriptors:{set}");
+        let args = [
+            "--config",
+            config.to_str().expect("UTF-8 path"),
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--schema",
+            &schema,
+        ];
+        let (gateway, addr, _log) = spawn_gateway(&args, &[]);
+        Files {
+            addr,
+            _gateway: gateway,
+            _server: server,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
