@@ -69,43 +69,6 @@ pub enum Readiness {
 }
 
 #[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub max_body_bytes: usize,
-    /// Time for the whole request body to arrive; slower bodies get 408.
-    pub body_timeout: Duration,
-    pub header_read_timeout: Duration,
-    /// Total size of the request headers (names and values); more gets 431.
-    pub max_header_bytes: usize,
-    /// Number of request headers; more gets 431.
-    pub max_headers: usize,
-    /// Length of the request target (path and query); longer gets 414.
-    pub max_uri_bytes: usize,
-    /// Requests in flight at once; the excess gets 503 with Retry-After at once. A request
-    /// takes its place once its body has arrived.
-    pub max_concurrent_requests: usize,
-    /// Request bodies being received at once; the excess gets 503 with Retry-After.
-    pub max_concurrent_body_reads: usize,
-    /// Bytes of request bodies held by requests at once; past it, 503 with Retry-After.
-    pub max_inflight_body_bytes: usize,
-    /// HTTP/2 streams per connection.
-    pub http2_max_concurrent_streams: u32,
-    /// Client connections open at once; a connection past it is closed as soon as it is
-    /// accepted, so memory stays bounded whatever the number of clients.
-    pub max_connections: usize,
-    /// WebSocket calls open at once. Each also holds a place among `max_concurrent_requests`
-    /// for its whole life; this cap keeps long-lived sockets from taking all of them. One
-    /// more gets 503 with Retry-After before the upgrade.
-    pub max_websockets: usize,
-    /// A connection with no request in flight for this long is closed (HTTP/2 with GOAWAY).
-    pub idle_timeout: Duration,
-    /// HTTP/2 pings to a client after this long without a frame from it ...
-    pub http2_keepalive_interval: Duration,
-    /// ... and the connection is closed when a ping is not acknowledged within this.
-    pub http2_keepalive_timeout: Duration,
-    pub drain_timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
 pub struct TranscodingConfig {
     pub unbound_methods: bool,
     pub unknown_query_parameters: UnknownParams,
@@ -183,27 +146,6 @@ struct RawUpstream {
     max_reply_bytes: Option<usize>,
     compress_requests: Option<usize>,
     tls: Option<tls::RawTls>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    max_body_bytes: Option<usize>,
-    body_timeout: Option<String>,
-    header_read_timeout: Option<String>,
-    max_header_bytes: Option<usize>,
-    max_headers: Option<usize>,
-    max_uri_bytes: Option<usize>,
-    max_concurrent_requests: Option<usize>,
-    max_concurrent_body_reads: Option<usize>,
-    max_inflight_body_bytes: Option<usize>,
-    http2_max_concurrent_streams: Option<u32>,
-    max_connections: Option<usize>,
-    max_websockets: Option<usize>,
-    idle_timeout: Option<String>,
-    http2_keepalive_interval: Option<String>,
-    http2_keepalive_timeout: Option<String>,
-    drain_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -307,50 +249,7 @@ impl RawConfig {
                 "upstream.timeout must not exceed upstream.max_timeout".to_string(),
             ));
         }
-        let s = self.server;
-        let server = ServerConfig {
-            max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
-            body_timeout: duration("server.body_timeout", s.body_timeout, "10s")?,
-            header_read_timeout: duration("server.header_read_timeout", s.header_read_timeout, "10s")?,
-            max_header_bytes: positive("server.max_header_bytes", s.max_header_bytes.unwrap_or(32 * 1024))?,
-            max_headers: positive("server.max_headers", s.max_headers.unwrap_or(100))?,
-            max_uri_bytes: positive("server.max_uri_bytes", s.max_uri_bytes.unwrap_or(8 * 1024))?,
-            max_concurrent_requests: positive(
-                "server.max_concurrent_requests",
-                s.max_concurrent_requests.unwrap_or(256),
-            )?,
-            max_concurrent_body_reads: positive(
-                "server.max_concurrent_body_reads",
-                s.max_concurrent_body_reads.unwrap_or(256),
-            )?,
-            max_inflight_body_bytes: positive(
-                "server.max_inflight_body_bytes",
-                s.max_inflight_body_bytes.unwrap_or(32 * 1024 * 1024),
-            )?,
-            http2_max_concurrent_streams: positive(
-                "server.http2_max_concurrent_streams",
-                s.http2_max_concurrent_streams.unwrap_or(100) as usize,
-            )? as u32,
-            max_connections: positive("server.max_connections", s.max_connections.unwrap_or(4096))?,
-            max_websockets: positive("server.max_websockets", s.max_websockets.unwrap_or(128))?,
-            idle_timeout: duration("server.idle_timeout", s.idle_timeout, "60s")?,
-            http2_keepalive_interval: duration(
-                "server.http2_keepalive_interval",
-                s.http2_keepalive_interval,
-                "30s",
-            )?,
-            http2_keepalive_timeout: duration(
-                "server.http2_keepalive_timeout",
-                s.http2_keepalive_timeout,
-                "20s",
-            )?,
-            drain_timeout: duration("server.drain_timeout", s.drain_timeout, "20s")?,
-        };
-        if server.max_body_bytes > server.max_inflight_body_bytes {
-            return Err(ConfigError(
-                "server.max_body_bytes must not exceed server.max_inflight_body_bytes".to_string(),
-            ));
-        }
+        let server = self.server.validate()?;
         let t = self.transcoding;
         let unknown_query_parameters = match t.unknown_query_parameters.as_deref() {
             None | Some("reject") => UnknownParams::Reject,
@@ -417,6 +316,7 @@ mod protocols;
 mod raw_bodies;
 mod rules;
 mod schema;
+mod server;
 mod values;
 
 pub use client_metadata::ClientMetadata;
@@ -425,6 +325,8 @@ pub use output::{ErrorFormat, OutputConfig, OutputOptions, OutputOverrides};
 pub use protocols::{ProtocolOverrides, ProtocolsConfig};
 pub use raw_bodies::RawBodyConfig;
 pub use schema::{SchemaConfig, SchemaSource};
+use server::RawServer;
+pub use server::ServerConfig;
 
 use rules::RawRule;
 pub use rules::{RuleSpec, UnknownParams};
