@@ -92,15 +92,13 @@ impl OutputConfig {
         is_service: impl Fn(&str) -> bool,
         is_method: impl Fn(&str) -> bool,
     ) -> Option<String> {
-        if let Some(name) = self.services.keys().find(|s| !is_service(s)) {
-            return Some(format!(
-                "transcoding.services.{name:?}: the schema has no such service"
-            ));
-        }
-        let name = self.methods.keys().find(|m| !is_method(m))?;
-        Some(format!(
-            "transcoding.methods.{name:?}: the schema has no such method"
-        ))
+        super::values::unknown_selector(
+            "transcoding",
+            &self.services,
+            &self.methods,
+            is_service,
+            is_method,
+        )
     }
 }
 

@@ -64,15 +64,7 @@ impl ProtocolsConfig {
         is_service: impl Fn(&str) -> bool,
         is_method: impl Fn(&str) -> bool,
     ) -> Option<String> {
-        if let Some(name) = self.services.keys().find(|s| !is_service(s)) {
-            return Some(format!(
-                "protocols.services.{name:?}: the schema has no such service"
-            ));
-        }
-        let name = self.methods.keys().find(|m| !is_method(m))?;
-        Some(format!(
-            "protocols.methods.{name:?}: the schema has no such method"
-        ))
+        super::values::unknown_selector("protocols", &self.services, &self.methods, is_service, is_method)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Parsers for single config values: the upstream URL and durations (`250ms`, `10s`, `5m`,
 //! `1h`), each failing with a message that names the key.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::Uri;
@@ -56,4 +57,24 @@ pub(super) fn duration(key: &str, value: Option<String>, default: &str) -> Resul
             "{key}: {text:?} is not a positive duration such as 250ms, 10s or 5m"
         ))),
     }
+}
+
+/// The first key of a `[<section>.services]` or `[<section>.methods]` table that names
+/// nothing in the schema, as an error line; `None` when every key names something.
+pub(super) fn unknown_selector<S, M>(
+    section: &str,
+    services: &BTreeMap<String, S>,
+    methods: &BTreeMap<String, M>,
+    is_service: impl Fn(&str) -> bool,
+    is_method: impl Fn(&str) -> bool,
+) -> Option<String> {
+    if let Some(name) = services.keys().find(|s| !is_service(s)) {
+        return Some(format!(
+            "{section}.services.{name:?}: the schema has no such service"
+        ));
+    }
+    let name = methods.keys().find(|m| !is_method(m))?;
+    Some(format!(
+        "{section}.methods.{name:?}: the schema has no such method"
+    ))
 }

@@ -151,6 +151,23 @@ impl Failure {
     pub fn or(&self, err: GatewayError) -> GatewayError {
         self.0.lock().ok().and_then(|mut slot| slot.take()).unwrap_or(err)
     }
+
+    /// Ends the request side of a call by how its pump ended: `Ok(true)`, every message
+    /// sent, half-closes the stream; `Ok(false)`, the upstream ended it, leaves it (the
+    /// reply says how); an error is kept for the reply side and resets the stream, so that
+    /// the upstream never takes a broken upload for a complete one.
+    pub fn end(&self, requests: &mut Requests, outcome: Result<bool, GatewayError>) {
+        match outcome {
+            Ok(true) => {
+                let _ = requests.finish();
+            }
+            Ok(false) => {}
+            Err(err) => {
+                self.set(err);
+                requests.cancel();
+            }
+        }
+    }
 }
 
 /// What a call holds until its response is done: the request side's task (aborted on

@@ -170,17 +170,7 @@ pub async fn pump(
         Ok(true)
     }
     .await;
-    match outcome {
-        Ok(true) => {
-            let _ = requests.finish();
-        }
-        // The upstream ended the stream: the reply says how.
-        Ok(false) => {}
-        Err(err) => {
-            failure.set(err);
-            requests.cancel();
-        }
-    }
+    failure.end(&mut requests, outcome);
 }
 
 impl Chunker {
