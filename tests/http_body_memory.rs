@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::process::{ChildGuard, manifest_dir, spawn_gateway};
+use support::process::{ChildGuard, manifest_dir, memory_kib, spawn_gateway};
 
 const MIB: usize = 1024 * 1024;
 
@@ -156,15 +156,6 @@ async fn source(mut respond: h2::server::SendResponse<Bytes>, mib: usize, sent: 
         }
     }
     let _ = stream.send_trailers(ok_trailers());
-}
-
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("field")
 }
 
 fn gateway(upstream: SocketAddr, dir: &support::TempDir) -> (ChildGuard, SocketAddr) {

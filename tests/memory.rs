@@ -13,18 +13,10 @@ use http::Method;
 use protogate::pb::protogate_unpackaged::{UserReply, UserReq};
 use support::TempDir;
 use support::http::send;
-use support::process::{manifest_dir, shipped_config, spawn_gateway_for, spawn_gateway_with_schema_env};
+use support::process::{
+    manifest_dir, memory_kib, shipped_config, spawn_gateway_for, spawn_gateway_with_schema_env,
+};
 use support::upstream::{RecordingUpstream, Reply};
-
-/// `VmHWM` (peak RSS) or `VmRSS` of `pid`, in KiB.
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("field")
-}
 
 /// A body of `userIDs` zeros just under 1 MiB (the default `max_body_bytes`).
 fn integer_array_body() -> Bytes {

@@ -13,29 +13,12 @@ use std::time::{Duration, Instant};
 
 use protogate::pb::protogate_unpackaged::UserReply;
 use support::http::get;
-use support::process::{shipped_config, spawn_gateway};
+use support::process::{memory_kib, shipped_config, spawn_gateway};
 use support::upstream::{RecordingUpstream, Reply};
 
 const LIMIT: usize = 16;
 const CLIENTS: usize = 300;
 const UPSTREAM_DELAY: Duration = Duration::from_millis(250);
-
-/// `VmRSS` or `VmHWM` of `pid`, in KiB.
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim_start_matches(':')
-                .trim()
-                .strip_suffix(" kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
 
 #[derive(Default)]
 struct Tally {

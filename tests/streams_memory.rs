@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::process::{manifest_dir, spawn_gateway};
+use support::process::{manifest_dir, memory_kib, spawn_gateway};
 
 const NOTE_BYTES: usize = 256 * 1024;
 
@@ -67,15 +67,6 @@ async fn sink() -> (SocketAddr, Arc<AtomicU64>) {
         }
     });
     (addr, received)
-}
-
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("field")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -479,3 +479,13 @@ pub fn spawn_routeguide() -> (ChildGuard, SocketAddr) {
         .env("PYTHONUNBUFFERED", "1");
     spawn_listening("routeguide_server", command, "routeguide listening on ")
 }
+
+/// `VmHWM` (peak RSS) or `VmRSS` of `pid`, in KiB, from `/proc/<pid>/status`.
+pub fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
