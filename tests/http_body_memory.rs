@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::process::{ChildGuard, manifest_dir, memory_kib, spawn_gateway};
+use support::process::{ChildGuard, manifest_dir, memory_kib, spawn_gateway_with_schema};
 
 const MIB: usize = 1024 * 1024;
 
@@ -165,17 +165,7 @@ fn gateway(upstream: SocketAddr, dir: &support::TempDir) -> (ChildGuard, SocketA
     // A long enough deadline for a debug build to move a gigabyte; uploads up to 2 GiB.
     let text = "[upstream]\nmax_timeout = \"600s\"\n[transcoding]\nmax_upload_bytes = 2147483648\n";
     std::fs::write(&config, text).expect("config");
-    let args = [
-        "--config",
-        config.to_str().expect("path"),
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream,
-        "--schema",
-        &schema,
-    ];
-    let (gateway, addr, _log) = spawn_gateway(&args, &[]);
+    let (gateway, addr, _log) = spawn_gateway_with_schema(config.to_str().expect("path"), &upstream, &schema);
     (gateway, addr)
 }
 

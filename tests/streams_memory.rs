@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::process::{manifest_dir, memory_kib, spawn_gateway};
+use support::process::{manifest_dir, memory_kib, spawn_gateway_with_schema};
 
 const NOTE_BYTES: usize = 256 * 1024;
 
@@ -80,17 +80,7 @@ async fn a_large_ndjson_upload_keeps_the_gateway_under_64mib_peak_rss() {
     let config = dir.join("protogate.toml");
     std::fs::write(&config, "[upstream]\nmax_timeout = \"600s\"\n").expect("config");
     let config = config.to_str().expect("path");
-    let args = [
-        "--config",
-        config,
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream,
-        "--schema",
-        &schema,
-    ];
-    let (gateway, addr, _log) = spawn_gateway(&args, &[]);
+    let (gateway, addr, _log) = spawn_gateway_with_schema(config, &upstream, &schema);
 
     let mut line = format!(
         "{{\"location\":{{\"latitude\":7,\"longitude\":8}},\"message\":\"{}\"}}\n",

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::TempDir;
-use support::process::{ChildGuard, manifest_dir, python_venv, run_to_exit, spawn_gateway, spawn_routeguide};
+use support::process::{
+    ChildGuard, manifest_dir, python_venv, run_to_exit, spawn_gateway_with_schema, spawn_routeguide,
+};
 
 const APP: &str = "http://app.example.test";
 const BERKSHIRE: (i64, i64) = (409146138, -746188906);
@@ -34,17 +36,7 @@ fn setup(extra: &str) -> Setup {
     std::fs::write(&config, toml).expect("config");
     let upstream = format!("http://{upstream}");
     let config = config.to_str().expect("path").to_string();
-    let args = [
-        "--config",
-        &config,
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream,
-        "--schema",
-        "reflection",
-    ];
-    let (gateway, addr, _log) = spawn_gateway(&args, &[]);
+    let (gateway, addr, _log) = spawn_gateway_with_schema(&config, &upstream, "reflection");
     Setup {
         routeguide,
         gateway,

@@ -6,19 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::TempDir;
-use super::process::{ChildGuard, manifest_dir, spawn_gateway, spawn_python_script};
+use super::process::{ChildGuard, spawn_gateway_with_schema, spawn_python_script, test_descriptor_set};
 
 /// The file service's descriptor set (imports included) in `dir`.
 pub fn descriptor_set(dir: &TempDir) -> PathBuf {
-    let includes = [manifest_dir().join("tests/protos"), manifest_dir().join("proto")];
-    let mut compiler = protox::Compiler::new(includes).expect("compiler");
-    compiler.include_imports(true).include_source_info(false);
-    compiler
-        .open_files(["files/v1/files.proto"])
-        .expect("files.proto compiles");
-    let path = dir.join("files.binpb");
-    std::fs::write(&path, compiler.encode_file_descriptor_set()).expect("write descriptors");
-    path
+    test_descriptor_set(dir, "files/v1/files.proto", "files.binpb")
 }
 
 /// The Python file server and a gateway in front of it, on the descriptor set.
@@ -41,17 +33,8 @@ impl Files {
         std::fs::write(&config, config_text).expect("config");
         let upstream = format!("http://{upstream}");
         let schema = format!("descriptors:{set}");
-        let args = [
-            "--config",
-            config.to_str().expect("UTF-8 path"),
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--schema",
-            &schema,
-        ];
-        let (gateway, addr, _log) = spawn_gateway(&args, &[]);
+        let (gateway, addr, _log) =
+            spawn_gateway_with_schema(config.to_str().expect("UTF-8 path"), &upstream, &schema);
         Files {
             addr,
             _gateway: gateway,

@@ -12,19 +12,11 @@ use http::Method;
 
 use super::TempDir;
 use super::http::{Reply, send};
-use super::process::{ChildGuard, GatewayLog, manifest_dir, spawn_gateway, spawn_python_script};
+use super::process::{ChildGuard, GatewayLog, spawn_gateway, spawn_python_script, test_descriptor_set};
 
 /// The Library's descriptor set (imports included, `google.api.http` kept) in `dir`.
 pub fn descriptor_set(dir: &TempDir) -> PathBuf {
-    let includes = [manifest_dir().join("tests/protos"), manifest_dir().join("proto")];
-    let mut compiler = protox::Compiler::new(includes).expect("compiler");
-    compiler.include_imports(true).include_source_info(false);
-    compiler
-        .open_files(["library/v1/library.proto"])
-        .expect("library.proto compiles");
-    let path = dir.join("library.binpb");
-    std::fs::write(&path, compiler.encode_file_descriptor_set()).expect("write descriptors");
-    path
+    test_descriptor_set(dir, "library/v1/library.proto", "library.binpb")
 }
 
 /// The Python Library server and its descriptors.

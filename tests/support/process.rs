@@ -489,3 +489,17 @@ pub fn memory_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+/// The descriptor set of `proto`, a file under `tests/protos` (imports included, from there
+/// and `proto/`; no source info), written to `dir/<name>`.
+pub fn test_descriptor_set(dir: &super::TempDir, proto: &str, name: &str) -> std::path::PathBuf {
+    let includes = [manifest_dir().join("tests/protos"), manifest_dir().join("proto")];
+    let mut compiler = protox::Compiler::new(includes).expect("compiler");
+    compiler.include_imports(true).include_source_info(false);
+    compiler
+        .open_files([proto])
+        .unwrap_or_else(|e| panic!("{proto} compiles: {e}"));
+    let path = dir.join(name);
+    std::fs::write(&path, compiler.encode_file_descriptor_set()).expect("write descriptors");
+    path
+}
