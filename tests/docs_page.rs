@@ -6,12 +6,19 @@
 //!
 //! The page and the document list routes in the user's order: the routes of rules and
 //! annotations first, grouped by service, then the unbound `POST /Service/Method` ones.
+//!
+//! Uploads from the page (`tests/browser/docs_upload.py`), in front of the grpcio file server
+//! (`support/files.rs`): a raw `google.api.HttpBody` route offers a file input whose file is
+//! the body, and a route that takes a `multipart/form-data` form offers text and file inputs
+//! for its parts; the server's sha256 of what it received is checked against the file's.
 
 mod support;
 
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use support::TempDir;
+use support::files::Files;
 use support::http::get;
 use support::process::{manifest_dir, shipped_config, spawn_gateway_with_schema, spawn_python_users};
 
@@ -121,4 +128,85 @@ async fn openapi_lists_rule_routes_before_unbound_routes() {
         ["/users", "/health", "/MyService/Health", "/MyService/User"],
         "paths in the reader's order"
     );
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `docs_upload.py` on the `/docs` of `files` for the operation at `path` (POST) with
+/// `spec`; returns the status line and the JSON answer the page shows.
+async fn upload_from_docs(files: &Files, path: &str, spec: Value) -> (String, Value) {
+    let python = manifest_dir().join(".venv-browser/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/setup-browser (scripts/setup does)",
+        python.display()
+    );
+    let openapi = get(&files.url("/openapi.json")).await.json();
+    let operation = openapi["paths"][path]["post"]["operationId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no POST {path} in {openapi}"))
+        .to_string();
+    let script = manifest_dir().join("tests/browser/docs_upload.py");
+    let url = files.url("/docs");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .args([url.as_str(), operation.as_str(), spec.to_string().as_str()])
+            .output()
+            .expect("run the browser script")
+    })
+    .await
+    .expect("browser task");
+    assert!(
+        output.status.success(),
+        "the browser script failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let page: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let status = page["status"].as_str().unwrap_or_default().to_string();
+    let result = page["result"].as_str().unwrap_or_default();
+    let (_request_line, answer) = result.split_once("\n\n").unwrap_or_else(|| panic!("{page}"));
+    let answer: Value = serde_json::from_str(answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    (status, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_page_uploads_a_file_as_a_raw_body_and_in_a_form() {
+    if support::browser::chromium_or_skip().is_none() {
+        return;
+    }
+    let files = Files::start("[transcoding]\nmax_upload_bytes = 8388608\n");
+    let dir = TempDir::new("docs-upload");
+    let data: Vec<u8> = (0..300_000).map(|i: usize| (i * 13 % 256) as u8).collect();
+    let pdf = dir.join("report.pdf");
+    std::fs::write(&pdf, &data).expect("write the file");
+    let pdf = pdf.to_str().expect("UTF-8 path").to_string();
+
+    // The raw upload route: the picked file is the body, its type the content type.
+    let spec = json!({ "params": { "name": "report.pdf" }, "file": pdf });
+    let (status, answer) = upload_from_docs(&files, "/v1/files/{name}", spec).await;
+    assert!(status.starts_with("200 OK"), "{status}: {answer}");
+    assert_eq!(answer["name"], "report.pdf", "{answer}");
+    assert_eq!(answer["contentType"], "application/pdf", "{answer}");
+    assert_eq!(answer["size"], data.len().to_string(), "{answer}");
+    assert_eq!(answer["sha256"], sha256(&data), "{answer}");
+
+    // The form route: text inputs and a file input, sent as multipart/form-data.
+    let spec = json!({
+        "params": { "shelf": "s1" },
+        "parts": { "title": "Dune", "copies": "3" },
+        "files": { "document": pdf },
+    });
+    let (status, answer) = upload_from_docs(&files, "/v1/shelves/{shelf}/forms", spec).await;
+    assert!(status.starts_with("200 OK"), "{status}: {answer}");
+    assert_eq!(answer["shelf"], "s1", "{answer}");
+    assert_eq!(answer["title"], "Dune", "{answer}");
+    assert_eq!(answer["copies"], 3, "{answer}");
+    assert_eq!(answer["documentContentType"], "application/pdf", "{answer}");
+    assert_eq!(answer["documentSize"], data.len().to_string(), "{answer}");
+    assert_eq!(answer["documentSha256"], sha256(&data), "{answer}");
 }

@@ -9,6 +9,7 @@ pub mod body;
 
 mod enum_names;
 pub mod fields;
+pub mod form_stream;
 pub mod multipart;
 mod nulls;
 mod query;

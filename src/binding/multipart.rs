@@ -20,7 +20,7 @@ use crate::routing::field_path::FieldPath;
 use crate::routing::{BodyRule, Route};
 
 /// One part of a form.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     pub name: String,
     /// Set for a file part.
@@ -59,7 +59,7 @@ fn has_file_field(message: &MessageDescriptor, depth: usize) -> bool {
         })
 }
 
-fn bad_form(why: impl Into<String>) -> GatewayError {
+pub(super) fn bad_form(why: impl Into<String>) -> GatewayError {
     GatewayError::bad_field(
         "body",
         format!("malformed multipart/form-data body: {}", why.into()),
@@ -91,13 +91,21 @@ pub fn parse(body: &Bytes, boundary: &str) -> Result<Vec<Part>, GatewayError> {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(super) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn read_part(part: Bytes) -> Result<Part, GatewayError> {
     let end = find(&part, b"\r\n\r\n").ok_or_else(|| bad_form("a part without headers"))?;
-    let head = std::str::from_utf8(&part[..end]).map_err(|_| bad_form("part headers are not UTF-8"))?;
+    let mut read = part_head(&part[..end])?;
+    read.data = part.slice(end + 4..);
+    Ok(read)
+}
+
+/// A part's name, filename and content type from its headers (without the blank line that
+/// ends them); its data is left empty.
+pub(super) fn part_head(head: &[u8]) -> Result<Part, GatewayError> {
+    let head = std::str::from_utf8(head).map_err(|_| bad_form("part headers are not UTF-8"))?;
     let (mut name, mut filename, mut content_type) = (None, None, None);
     for line in head.split("\r\n") {
         let Some((key, value)) = line.split_once(':') else {
@@ -124,7 +132,7 @@ fn read_part(part: Bytes) -> Result<Part, GatewayError> {
         name,
         filename,
         content_type,
-        data: part.slice(end + 4..),
+        data: Bytes::new(),
     })
 }
 

@@ -26,6 +26,8 @@ use super::duplex::{self, Encoder, Failure, Head, Held, RpcTimer};
 use super::messages::{Form, Splitter};
 use super::raw_body::{self, Chunker};
 use super::stream::{self, StreamFormat};
+use crate::binding::form_stream::{FormEvent, FormReader};
+use crate::binding::multipart;
 use crate::codec::StreamReply;
 use crate::error::GatewayError;
 use crate::grpc::Requests;
@@ -48,8 +50,19 @@ pub(super) async fn call(
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    // A form to a route that takes one is streamed part by part (form_pump below).
+    let form = match route.raw_body {
+        None => content_type
+            .and_then(multipart::boundary)
+            .filter(|_| multipart::takes_forms(route)),
+        Some(_) => None,
+    };
+    if form.is_some() && raw_body::declared_too_large(&parts.headers, raw.max_upload_bytes) {
+        return Err(raw_body::too_large(raw.max_upload_bytes));
+    }
     // A raw upload (an HttpBody body) takes any content type; JSON messages need theirs.
     let splitter = match route.raw_body {
+        _ if form.is_some() => None,
         Some(_) if raw_body::declared_too_large(&parts.headers, raw.max_upload_bytes) => {
             return Err(raw_body::too_large(raw.max_upload_bytes));
         }
@@ -90,6 +103,18 @@ pub(super) async fn call(
     let failure = Failure::default();
     let idle = config.server.body_timeout;
     let task = match (splitter, chunker) {
+        _ if let Some(boundary) = form => {
+            let reader = FormReader::new(&boundary, raw.upload_chunk_bytes, config.server.max_body_bytes);
+            let limit = raw.max_upload_bytes;
+            tokio::spawn(form_pump(
+                body,
+                reader,
+                requests,
+                encoder,
+                failure.clone(),
+                (idle, limit),
+            ))
+        }
         (_, Some(chunker)) => tokio::spawn(raw_body::pump(body, chunker, requests, failure.clone(), idle)),
         (Some(splitter), None) => {
             tokio::spawn(pump(body, splitter, requests, encoder, failure.clone(), idle))
@@ -220,6 +245,93 @@ async fn pump(
     }
     .await;
     failure.end(&mut requests, outcome);
+}
+
+/// The request side of a form to a client-streaming method: text parts set the fields of
+/// the first message; each file part goes in pieces of `upload_chunk_bytes`, one message
+/// per piece, the first piece in the first message; every message carries what the path
+/// and query bound. A text part after the first message is a 400 (a browser sends the
+/// parts in the form's order: put text inputs before file inputs). Failures are left for
+/// the reply side and reset the upstream call with CANCEL, as in `pump`.
+async fn form_pump(
+    mut body: Body,
+    mut reader: FormReader,
+    mut requests: Requests,
+    encoder: Encoder,
+    failure: Failure,
+    (idle, limit): (Duration, u64),
+) {
+    let outcome = async {
+        let mut texts = Vec::new();
+        let mut sent = false;
+        let mut received: u64 = 0;
+        loop {
+            while let Some(event) = reader.next_event()? {
+                let part = match event {
+                    FormEvent::Text(part) if !sent => {
+                        texts.push(part);
+                        continue;
+                    }
+                    FormEvent::Text(part) => {
+                        return Err(GatewayError::bad_field(
+                            &part.name,
+                            format!(
+                                "form part {:?} is text after a file part: a streamed form takes its text parts first",
+                                part.name
+                            ),
+                        ));
+                    }
+                    FormEvent::File(part) => part,
+                    FormEvent::End => continue,
+                };
+                let mut message = std::mem::take(&mut texts);
+                message.push(part);
+                let framed = encoder.encode_form(message)?;
+                sent = true;
+                if requests.send(framed).await.is_err() {
+                    return Ok(false);
+                }
+            }
+            let data = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => return Err(GatewayError::body_timeout(idle)),
+                Ok(None) => break,
+                Ok(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+                Ok(Some(Err(err))) => {
+                    return Err(GatewayError::bad_request(format!(
+                        "the request body broke off: {err}"
+                    )));
+                }
+            };
+            received += data.len() as u64;
+            if received > limit {
+                return Err(raw_body::too_large(limit));
+            }
+            reader.push(&data);
+        }
+        reader.finish()?;
+        // A form of text parts only is one message.
+        if !sent {
+            let framed = encoder.encode_form(texts)?;
+            if requests.send(framed).await.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+    .await;
+    match outcome {
+        Ok(true) => {
+            let _ = requests.finish();
+        }
+        Ok(false) => {}
+        Err(err) => {
+            failure.set(err);
+            requests.cancel();
+        }
+    }
 }
 
 /// Encodes and sends message `n`; `false` when the upstream no longer takes messages.

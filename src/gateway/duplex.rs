@@ -117,6 +117,16 @@ impl Encoder {
         route.method.codec.encode_request(&request)
     }
 
+    /// One message of a streamed form (`binding/form_stream.rs`) as one framed protobuf
+    /// message: the path and query bound as in every message, and `parts` (text parts and
+    /// a piece of a file part) as a whole form's would be (`binding/multipart.rs`).
+    pub fn encode_form(&self, parts: Vec<binding::multipart::Part>) -> Result<Bytes, GatewayError> {
+        let route = self.route();
+        let request =
+            binding::multipart::bind_form(route, &self.vars, self.query.as_deref(), parts, self.unknown)?;
+        route.method.codec.encode_request(&request)
+    }
+
     /// One request message (JSON) as one framed protobuf message. A message that does not
     /// fit the type is the client's fault (400), worded as for a unary body.
     pub fn encode(&self, message: &[u8]) -> Result<Bytes, GatewayError> {

@@ -259,7 +259,12 @@ fn request_body(route: &Route, schemas: &mut Schemas) -> Option<Value> {
                 .map(|p| p.leaf().json_name())
                 .collect();
             if route.method.streams_requests() {
-                return Some(streams::request_body(route, schemas.message(&route.input)));
+                let mut body = streams::request_body(route, schemas.message(&route.input));
+                // A form to it is streamed, each file in pieces (gateway/client_stream.rs).
+                if multipart::takes_forms(route) {
+                    body["content"]["multipart/form-data"] = json!({ "schema": form_schema(route, schemas) });
+                }
+                return Some(body);
             }
             if from_path.is_empty() {
                 let description = format!(

@@ -120,6 +120,42 @@ def main() -> None:
             document_sha256=hashlib.sha256(request.document.data).hexdigest(),
         )
 
+    def stream_submit(requests, context):
+        thumbnail, document = hashlib.sha256(), hashlib.sha256()
+        thumbnail_size = document_size = messages = largest = 0
+        first, consistent, text_in_first_only, document_type = None, True, True, ""
+        for request in requests:
+            messages += 1
+            if first is None:
+                first = request
+            else:
+                consistent = consistent and request.shelf == first.shelf
+                text = (request.title, request.copies, list(request.ratings), request.meta.author)
+                text_in_first_only = text_in_first_only and text == ("", 0, [], "")
+            thumbnail.update(request.thumbnail)
+            document.update(request.document.data)
+            thumbnail_size += len(request.thumbnail)
+            document_size += len(request.document.data)
+            largest = max(largest, len(request.thumbnail), len(request.document.data))
+            document_type = document_type or request.document.content_type
+        first = first or SubmitRequest()
+        return SubmitReply(
+            shelf=first.shelf,
+            title=first.title,
+            copies=first.copies,
+            ratings=list(first.ratings),
+            author=first.meta.author,
+            thumbnail_size=thumbnail_size,
+            thumbnail_sha256=thumbnail.hexdigest(),
+            document_content_type=document_type,
+            document_size=document_size,
+            document_sha256=document.hexdigest(),
+            messages=messages,
+            largest_piece=largest,
+            consistent=consistent,
+            text_in_first_only=text_in_first_only,
+        )
+
     serialize = lambda m: m.SerializeToString()  # noqa: E731
     handlers = {
         "Download": grpc.unary_unary_rpc_method_handler(
@@ -136,6 +172,9 @@ def main() -> None:
         ),
         "Submit": grpc.unary_unary_rpc_method_handler(
             submit, request_deserializer=SubmitRequest.FromString, response_serializer=serialize
+        ),
+        "StreamSubmit": grpc.stream_unary_rpc_method_handler(
+            stream_submit, request_deserializer=SubmitRequest.FromString, response_serializer=serialize
         ),
         "Echo": grpc.unary_unary_rpc_method_handler(
             echo, request_deserializer=HttpBody.FromString, response_serializer=serialize
