@@ -322,16 +322,7 @@ async fn form_pump(
         Ok(true)
     }
     .await;
-    match outcome {
-        Ok(true) => {
-            let _ = requests.finish();
-        }
-        Ok(false) => {}
-        Err(err) => {
-            failure.set(err);
-            requests.cancel();
-        }
-    }
+    failure.end(&mut requests, outcome);
 }
 
 /// Encodes and sends message `n`; `false` when the upstream no longer takes messages.
