@@ -1,5 +1,5 @@
-//! The bench harness library: the generated `MyService` code (`pb`) and RouteGuide's
-//! (`routeguide`), the seeded user table
+//! The bench harness library: the generated `MyService` code (`pb`), RouteGuide's
+//! (`routeguide`) and the file service's (`files::v1`, with `google::api`'s HttpBody), the seeded user table
 //! the fast upstream serves (`users`), and the load driver both load generators share
 //! (`load`: closed-loop and fixed-rate schedules, latency histograms, the JSON summary line).
 //! It owns no process handling and no HTTP/gRPC specifics; those live in the binaries.
@@ -19,6 +19,24 @@ pub mod pb {
 pub mod routeguide {
     #![allow(clippy::all, missing_docs)]
     include!(concat!(env!("OUT_DIR"), "/routeguide.rs"));
+}
+
+/// The file service (`tests/protos/files/v1/files.proto`, package `files.v1`), whose
+/// streamed download and streamed upload the fast upstream serves for `bench files`.
+pub mod files {
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        include!(concat!(env!("OUT_DIR"), "/files.v1.rs"));
+    }
+}
+
+/// `google.api.HttpBody` and the HTTP annotations the file service imports (the generated
+/// code names them `super::super::google::api`, hence the nesting).
+pub mod google {
+    pub mod api {
+        #![allow(clippy::all, missing_docs)]
+        include!(concat!(env!("OUT_DIR"), "/google.api.rs"));
+    }
 }
 
 /// Parses a comma list of user ids such as `1,2,3` (what `--ids` takes).

@@ -5,7 +5,8 @@
 //! Subcommands: `run` (the default: the main table, the fixed-rate check and the targets),
 //! `sizes`, `connections` and `soak` (the scaling checks), `compare` (two builds side by
 //! side), `hostile` (memory under the worst inputs, `hostile.rs`), `streams` (CPU per
-//! message of server and bidirectional streams, `streams.rs`) and `protocols` (the seed
+//! message of server and bidirectional streams, `streams.rs`), `files` (raw-body download
+//! and upload throughput beside direct gRPC, and peak RSS, `files.rs`) and `protocols` (the seed
 //! call's gateway CPU per protocol: REST, gRPC pass-through, Connect, `protocols.rs`). It
 //! owns the command line, its own
 //! CPU pinning and the signal handler; the modules own the rest:
@@ -15,6 +16,7 @@
 //! files).
 
 mod compare;
+mod files;
 mod hostile;
 mod loads;
 mod measure;
@@ -118,6 +120,13 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         messages: usize,
     },
+    /// google.api.HttpBody download and upload throughput through the gateway beside direct
+    /// gRPC, and the gateway's peak RSS, in front of the fast upstream's file service.
+    Files {
+        /// MiB to move each way per transfer.
+        #[arg(long, env = "BENCH_FILES_MIB", default_value_t = 1024)]
+        mib: u64,
+    },
     /// The seed call's gateway CPU per protocol in one run: REST, gRPC pass-through and
     /// Connect unary JSON, beside direct gRPC, in front of the fast upstream.
     Protocols,
@@ -145,6 +154,7 @@ impl Command {
             Command::Peers { .. } => "peers",
             Command::Streams { .. } => "streams",
             Command::Protocols => "protocols",
+            Command::Files { .. } => "files",
         }
     }
 }
@@ -269,6 +279,14 @@ fn bench(cli: Cli) -> anyhow::Result<()> {
                 serde_json::to_value(&r)?,
             )
         }
+        Command::Files { mib } => {
+            let r = files::run(&rig, *mib)?;
+            (
+                "protogate bench: files",
+                files::markdown(&r),
+                serde_json::to_value(&r)?,
+            )
+        }
         Command::Soak {
             soak_seconds,
             soak_connections,
@@ -285,6 +303,11 @@ fn bench(cli: Cli) -> anyhow::Result<()> {
     let runs = match &command {
         Command::Soak { soak_seconds, .. } => format!("one run of {soak_seconds} s, no warmup"),
         Command::Hostile { .. } => format!("one run of {} s, no warmup", rig.opts.duration),
+        Command::Files { .. } => format!(
+            "{} rounds, each one transfer per row and direction (interleaved), no warmup; \
+             median shown, peak RSS the largest",
+            rig.opts.repeats
+        ),
         _ => report::repeated_runs(&rig),
     };
     let md = report::header(title, &started, &machine, &versions, &rig, &runs) + &body;
