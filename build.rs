@@ -18,6 +18,11 @@ use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost::Message as _;
 use prost_types::{DescriptorProto, FileDescriptorProto, FileDescriptorSet};
 
+/// The release binary's function order (scripts/symbol-order writes it).
+const SYMBOL_ORDER: &str = "src/symbol-order.txt";
+/// The one target whose default linker is rust-lld (Rust 1.90 on), which reads the order.
+const ORDERED_TARGET: &str = "x86_64-unknown-linux-gnu";
+
 /// The Rust-only package given to `.proto` files that declare none.
 const SYNTHETIC_PACKAGE: &str = "protogate_unpackaged";
 /// Vendored files that are compiled for their options only, never into Rust types.
@@ -33,6 +38,7 @@ type BuildResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> BuildResult<()> {
     println!("cargo:rerun-if-changed=proto");
+    order_symbols();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
     let mut files = Vec::new();
@@ -312,5 +318,30 @@ fn rust_ident(name: &str) -> String {
         "self" | "super" | "crate" | "Self" => format!("{name}_"),
         n if KEYWORDS.contains(&n) => format!("r#{n}"),
         n => n.to_string(),
+    }
+}
+
+/// Hands the release binary's function order to the linker: the code a running gateway
+/// touches then sits on contiguous pages, so its idle resident set is that code, not the
+/// whole `.text` (issue 20; scripts/symbol-order says how the list is made). Only for
+/// release builds on x86_64 Linux, where rustc links with rust-lld; elsewhere, or with
+/// `PROTOGATE_SYMBOL_ORDER=off` (another linker), the binary keeps the default layout.
+/// Names missing from the binary are skipped without a warning: a stale list costs memory,
+/// which tests/counts.rs measures, never a failed build.
+fn order_symbols() {
+    println!("cargo:rerun-if-changed={SYMBOL_ORDER}");
+    println!("cargo:rerun-if-env-changed=PROTOGATE_SYMBOL_ORDER");
+    let env = |key: &str| std::env::var(key).unwrap_or_default();
+    let wanted = env("PROFILE") == "release"
+        && env("TARGET") == ORDERED_TARGET
+        && env("PROTOGATE_SYMBOL_ORDER") != "off"
+        && Path::new(SYMBOL_ORDER).is_file();
+    if wanted {
+        let list = Path::new(&env("CARGO_MANIFEST_DIR")).join(SYMBOL_ORDER);
+        println!(
+            "cargo:rustc-link-arg-bin=protogate=-Wl,--symbol-ordering-file={}",
+            list.display()
+        );
+        println!("cargo:rustc-link-arg-bin=protogate=-Wl,--no-warn-symbol-ordering");
     }
 }

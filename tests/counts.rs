@@ -6,6 +6,10 @@
 //! alone would miss the kernel, about half of the gateway's cost on loopback; strace alone
 //! would miss everything between two syscalls.
 //!
+//! Beside them, the idle resident set after the first call (`VmRSS`): it grows by megabytes
+//! when the linker's function order (`src/symbol-order.txt`, build.rs) no longer matches
+//! the code, and by kilobytes with a new feature's code.
+//!
 //! The bounds live in `tests/counts.toml`; the test fails when a count passes its bound.
 //! It needs the release binary (`PROTOGATE_COUNTS_BIN`), strace and valgrind, so `cargo test`
 //! skips it and `scripts/test-counts` (run by `scripts/test`) runs it.
@@ -43,6 +47,7 @@ struct Bounds {
 struct SeedCall {
     syscalls_per_request: f64,
     instructions_per_request: f64,
+    idle_rss_kib: u64,
 }
 
 fn bounds() -> SeedCall {
@@ -179,6 +184,14 @@ fn strace_calls(summary: &str) -> (Vec<(String, u64)>, u64) {
     (rows, total)
 }
 
+/// The gateway's resident set (KiB) right after its first seed call, as bench/ reads it.
+async fn idle_rss_kib(binary: &Path, upstream: &str) -> u64 {
+    let (gateway, addr, _log) =
+        spawn_gateway_command(gateway(binary, &[], upstream), support::process::READY_TIMEOUT);
+    load(addr, 1).await;
+    support::process::memory_kib(gateway.pid(), "VmRSS")
+}
+
 /// Syscalls per seed call, every thread of the gateway, with strace attached after warm-up.
 async fn syscalls_per_request(binary: &Path, upstream: &str) -> (f64, Vec<(String, f64)>) {
     let (gateway, addr, _log) =
@@ -282,12 +295,14 @@ async fn seed_call_syscalls_and_instructions_stay_within_their_bounds() {
     let server = RecordingUpstream::start(support::seed_service::answer).await;
     let upstream = format!("http://{}", server.addr);
 
+    let idle_rss = idle_rss_kib(&binary, &upstream).await;
     let (syscalls, rows) = syscalls_per_request(&binary, &upstream).await;
     let instructions = instructions_per_request(&binary, &upstream).await;
 
     let mut report = format!(
-        "seed call, per request: {syscalls:.2} syscalls (bound {}), {instructions:.0} instructions (bound {})\n",
-        bounds.syscalls_per_request, bounds.instructions_per_request
+        "seed call, per request: {syscalls:.2} syscalls (bound {}), {instructions:.0} instructions (bound {}); \
+         idle RSS {idle_rss} KiB (bound {})\n",
+        bounds.syscalls_per_request, bounds.instructions_per_request, bounds.idle_rss_kib
     );
     for (name, per) in rows.iter().filter(|(_, per)| *per >= 0.05) {
         report.push_str(&format!("  {name}: {per:.2}\n"));
@@ -300,5 +315,10 @@ async fn seed_call_syscalls_and_instructions_stay_within_their_bounds() {
     assert!(
         instructions <= bounds.instructions_per_request,
         "instructions per request passed their bound (tests/counts.toml):\n{report}"
+    );
+    assert!(
+        idle_rss <= bounds.idle_rss_kib,
+        "idle RSS passed its bound (tests/counts.toml); if the code's functions were renamed or \
+         Cargo.lock moved, run scripts/symbol-order:\n{report}"
     );
 }
