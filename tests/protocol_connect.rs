@@ -68,7 +68,15 @@ client_metadata = ["x-test-echo", "x-test-fail-code", "x-test-fail-details", "x-
     assert!(report["client_deadline"]["seconds"].as_f64().expect("secs") < 2.0);
     let capped = &report["capped_deadline"];
     assert_eq!(capped["code"], "DEADLINE_EXCEEDED", "{report}");
-    assert_eq!(capped["message"], "upstream did not answer within 500ms");
+    // The gateway's cap (500ms) and the deadline it sent upstream (`grpc-timeout: 500m`) end
+    // together; on a loaded machine grpcio's "Deadline Exceeded" can be read before the
+    // gateway's own timer is polled, and then it is what the client gets. Either way the
+    // 30 s the client asked for was cut to the cap (the time check below).
+    let message = capped["message"].as_str().expect("message");
+    assert!(
+        ["upstream did not answer within 500ms", "Deadline Exceeded"].contains(&message),
+        "{report}"
+    );
     assert!(capped["seconds"].as_f64().expect("secs") < 2.0);
     assert_eq!(report["unknown_method"]["code"], "UNIMPLEMENTED", "{report}");
     let line = log.wait_for("request", Duration::from_secs(5), |r| {

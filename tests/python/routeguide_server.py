@@ -129,10 +129,12 @@ def main() -> None:
                 for note in request_iterator:
                     if note.message == FAIL_MESSAGE:
                         context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the chat was told to fail")
-                    for earlier in notes:
-                        if earlier.location == note.location:
-                            yield earlier
+                    # The note counts as received before the replies go: grpcio resumes the
+                    # generator after a yield only when it asks for the next reply, so a cancel
+                    # that lands while a reply is out would otherwise miss this note.
+                    earlier_here = [earlier for earlier in notes if earlier.location == note.location]
                     notes.append(note)
+                    yield from earlier_here
             except (grpc.RpcError, GeneratorExit):
                 # GeneratorExit: cancelled while suspended at a yield, grpcio closes the
                 # generator instead of resuming it.
