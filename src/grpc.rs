@@ -32,7 +32,7 @@ mod wire;
 
 use compression::Encoding;
 use deadline::grpc_timeout;
-pub use deadline::{deadline, parse_grpc_timeout, parse_request_timeout};
+pub use deadline::{deadline, is_the_deadline, parse_grpc_timeout, parse_request_timeout};
 use failure::{head_error, missing_status, reply_error, sent, unsent};
 pub use streams::{PendingReply, Requests, open_stream};
 use wire::{

@@ -196,15 +196,11 @@ async fn unary_within(
         .map_err(|err| at_the_deadline(err, started, timeout))
 }
 
-/// How close to the deadline an upstream CANCELLED still counts as the deadline.
-const DEADLINE_SLACK: Duration = Duration::from_millis(5);
-
-/// An upstream CANCELLED that arrives as the deadline passes is the deadline: tonic servers
-/// answer their own `grpc-timeout` expiry with CANCELLED ("Timeout expired"), and grpc-go's
-/// client turns a CANCEL at a passed deadline into DEADLINE_EXCEEDED the same way.
+/// An upstream CANCELLED or DEADLINE_EXCEEDED that arrives as the deadline passes is the
+/// deadline (`grpc::is_the_deadline`): the same answer whichever timer is seen first.
 fn at_the_deadline(err: GatewayError, started: Instant, timeout: Duration) -> GatewayError {
-    let cancelled = err.code() == tonic::Code::Cancelled && err.fault() == crate::error::Fault::Upstream;
-    if cancelled && started.elapsed() + DEADLINE_SLACK >= timeout {
+    let upstream = err.fault() == crate::error::Fault::Upstream;
+    if upstream && grpc::is_the_deadline(err.code(), started.elapsed(), timeout) {
         return GatewayError::deadline_exceeded(timeout);
     }
     err
@@ -283,12 +279,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_upstream_cancelled_at_the_deadline_is_the_deadline() {
+    fn an_upstream_expiry_at_the_deadline_is_the_deadline() {
         let cancelled = || GatewayError::upstream_status(&tonic::Status::cancelled("Timeout expired"));
         let timeout = Duration::from_millis(300);
         let started = Instant::now() - timeout;
         let err = at_the_deadline(cancelled(), started, timeout);
         assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+        assert_eq!(err.message(), "upstream did not answer within 300ms");
+        // grpcio's and grpc-go's own expiry: the gateway's words, whichever timer came first.
+        let expired = GatewayError::upstream_status(&tonic::Status::deadline_exceeded("Deadline Exceeded"));
+        let err = at_the_deadline(expired, started, timeout);
         assert_eq!(err.message(), "upstream did not answer within 300ms");
         // Well before the deadline, CANCELLED is what the upstream meant.
         let err = at_the_deadline(cancelled(), Instant::now(), Duration::from_secs(5));

@@ -167,9 +167,16 @@ async fn call(
     };
     let connection = gateway.upstream.connection()?;
     let limit = config.upstream.max_reply_bytes;
+    let called = Instant::now();
     let raw = tokio::time::timeout(timeout, relay::unary_raw(&connection, head, framed, limit))
         .await
-        .map_err(|_| GatewayError::deadline_exceeded(timeout))?;
+        .map_err(|_| GatewayError::deadline_exceeded(timeout))?
+        .and_then(|raw| match &raw.result {
+            Err(status) if grpc::is_the_deadline(status.code(), called.elapsed(), timeout) => {
+                Err(GatewayError::deadline_exceeded(timeout))
+            }
+            _ => Ok(raw),
+        });
     // A failure that is the client's fault never became an RPC: nothing to count.
     let code = match &raw {
         Ok(raw) => Some(raw.result.as_ref().map_or_else(tonic::Status::code, |_| Code::Ok)),

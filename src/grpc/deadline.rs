@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use tonic::Code;
 
 use crate::error::GatewayError;
 
@@ -109,6 +110,20 @@ pub fn grpc_timeout(timeout: Duration) -> HeaderValue {
         }
     }
     HeaderValue::from_bytes(&text[start..]).unwrap_or(HeaderValue::from_static("99999999S"))
+}
+
+/// How close to the deadline an upstream's own expiry still counts as the gateway's.
+const DEADLINE_SLACK: Duration = Duration::from_millis(5);
+
+/// Whether an upstream status with `code`, `elapsed` into a call given `timeout`, is that
+/// call's deadline passing. The upstream got the same deadline as `grpc-timeout` and ends the
+/// call itself as it passes: grpcio and grpc-go with DEADLINE_EXCEEDED ("Deadline
+/// Exceeded"), tonic with CANCELLED ("Timeout expired"). Its status and the gateway's own
+/// timer are then ready together, and whichever is polled first would otherwise decide what
+/// the client reads; grpc-go's client also turns a CANCEL at a passed deadline into
+/// DEADLINE_EXCEEDED. Callers answer `GatewayError::deadline_exceeded` when this holds.
+pub fn is_the_deadline(code: Code, elapsed: Duration, timeout: Duration) -> bool {
+    matches!(code, Code::Cancelled | Code::DeadlineExceeded) && elapsed + DEADLINE_SLACK >= timeout
 }
 
 #[cfg(test)]
