@@ -332,12 +332,12 @@ fn order_symbols() {
     println!("cargo:rerun-if-changed={SYMBOL_ORDER}");
     println!("cargo:rerun-if-env-changed=PROTOGATE_SYMBOL_ORDER");
     let env = |key: &str| std::env::var(key).unwrap_or_default();
+    let list = Path::new(&env("CARGO_MANIFEST_DIR")).join(SYMBOL_ORDER);
     let wanted = env("PROFILE") == "release"
         && env("TARGET") == ORDERED_TARGET
         && env("PROTOGATE_SYMBOL_ORDER") != "off"
-        && Path::new(SYMBOL_ORDER).is_file();
+        && list.is_file();
     if wanted {
-        let list = Path::new(&env("CARGO_MANIFEST_DIR")).join(SYMBOL_ORDER);
         println!(
             "cargo:rustc-link-arg-bin=protogate=-Wl,--symbol-ordering-file={}",
             list.display()
